@@ -1,0 +1,1 @@
+"""The helpdesk gateway daemon: Gammu modems, tickets, outbox, FastAGI, operator UI."""

@@ -1,0 +1,332 @@
+"""`helpdesk`: the command line of the contract."""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from pathlib import Path
+
+from gateway import config as config_module
+
+EXIT_USAGE = 2
+DEMO_DIR = Path("var")
+DEMO_CONFIG = DEMO_DIR / "demo.toml"
+DEMO_PASSWORD = DEMO_DIR / "demo-admin-password"
+
+
+class CommandError(Exception):
+    """A sentence for the user; exit code 2."""
+
+
+def main(argv=None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "demo":
+            return cmd_demo(args)
+        cfg = config_module.load(args.config)
+        return args.handler(cfg, args)
+    except (config_module.ConfigError, CommandError) as e:
+        print(f"helpdesk: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except _schema_outdated() as e:
+        print(f"helpdesk: {e}", file=sys.stderr)
+        return EXIT_USAGE
+    except _db_unreachable() as e:
+        print(f"helpdesk: cannot reach the database: {getattr(e, 'orig', e)}", file=sys.stderr)
+        return 1
+
+
+def _schema_outdated():
+    from gateway.db.schema import SchemaOutdated
+
+    return SchemaOutdated
+
+
+def _db_unreachable():
+    from sqlalchemy.exc import OperationalError
+
+    return OperationalError
+
+
+def _parser():
+    parser = argparse.ArgumentParser(prog="helpdesk", description=__doc__)
+    parser.add_argument("--config", metavar="FILE",
+                        help="configuration file (default: $HELPDESK_CONFIG or ./helpdesk.toml)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name, handler, help):
+        p = sub.add_parser(name, help=help)
+        p.set_defaults(handler=handler)
+        return p
+
+    command("init", cmd_init, "create or upgrade the schema; create 'admin' on first run")
+    command("run", cmd_run, "run the gateway, the operator UI and the API in one process")
+    command("web", cmd_web, "run the operator UI and the API alone")
+    command("demo", None, "set up a demo under ./var and run it")
+    command("check", cmd_check, "Nagios plugin: one status line, exit 0/1/2/3")
+
+    user = sub.add_parser("user", help="manage operators").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = user.add_parser("add", help="add a user")
+    p.add_argument("name")
+    p.add_argument("--role", required=True,
+                   choices=["admin", "supervisor", "operator", "sales", "viewer"])
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from standard input instead of generating one")
+    p.set_defaults(handler=cmd_user_add)
+
+    token = sub.add_parser("token", help="API tokens").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = token.add_parser("create", help="create an API token and print it once")
+    p.add_argument("name")
+    p.set_defaults(handler=cmd_token_create)
+
+    product = sub.add_parser("product", help="the catalogue").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = product.add_parser("add", help="add or update a product")
+    p.add_argument("code")
+    p.add_argument("name")
+    p.add_argument("price", type=_rupiah)
+    p.add_argument("--stock", type=int)
+    p.set_defaults(handler=cmd_product_add)
+
+    sms = sub.add_parser("sms", help="texts").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = sms.add_parser("send", help="queue a text to a number")
+    p.add_argument("number")
+    p.add_argument("text")
+    p.set_defaults(handler=cmd_sms_send)
+
+    sim = sub.add_parser("sim", help="simulated modems").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = sim.add_parser("inject", help="deliver a text to a simulated modem, as a phone would")
+    p.add_argument("--modem", required=True)
+    p.add_argument("number")
+    p.add_argument("text")
+    p.set_defaults(handler=cmd_sim_inject)
+    return parser
+
+
+def _rupiah(value: str) -> int:
+    digits = value.replace(".", "").replace(",", "")
+    if not digits.isdigit():
+        raise argparse.ArgumentTypeError(f"{value!r} is not a price in whole rupiah")
+    return int(digits)
+
+
+def _sessions(cfg, check_schema=True):
+    from gateway.db.engine import make_engine, make_sessionmaker
+    from gateway.db.schema import check_current
+
+    engine = make_engine(cfg.database_url)
+    if check_schema:
+        check_current(engine)
+    return engine, make_sessionmaker(engine)
+
+
+def _transaction(cfg, fn, *args):
+    from gateway.db.pool import in_transaction
+
+    _engine, sessions = _sessions(cfg)
+    return in_transaction(sessions, fn, *args)
+
+
+def _setup_logging():
+    from twisted.python import log as twisted_log
+
+    logging.basicConfig(level=os.environ.get("HELPDESK_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    twisted_log.PythonLoggingObserver().start()
+
+
+# -- commands ----------------------------------------------------------------------------
+def cmd_init(cfg, args, password_file=None) -> int:
+    from sqlalchemy import func, select
+
+    from gateway import secret, users
+    from gateway.db.models import User
+    from gateway.db.schema import upgrade
+
+    engine, _ = _sessions(cfg, check_schema=False)
+    upgrade(engine)
+    secret.ensure(cfg.secret_file)
+    _, sessions = _sessions(cfg)
+    with sessions.begin() as session:
+        if session.scalar(select(func.count()).select_from(User)):
+            print(f"helpdesk: schema of {engine.url.render_as_string(hide_password=True)} "
+                  "is up to date")
+            return 0
+        password = users.generate_password()
+        users.create_user(session, "admin", "admin", password)
+    print(f"helpdesk: created the schema and user 'admin' with password: {password}")
+    print("helpdesk: this password is shown only once; change it after logging in")
+    if password_file:
+        _write_private(password_file, password)
+    return 0
+
+
+def _write_private(path: Path, text: str) -> None:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(text + "\n")
+
+
+def cmd_run(cfg, args, web_only=False) -> int:
+    from twisted.internet import reactor
+
+    from gateway.service import make_service
+
+    _setup_logging()
+    if not cfg.modems and not web_only:
+        logging.warning("no [[modem]] in %s: running without modems (UI and API only)",
+                        cfg.path)
+    try:
+        top = make_service(cfg, reactor, with_modems=not web_only)
+    except FileNotFoundError as e:
+        raise CommandError(str(e)) from None
+    top.startService()
+    reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
+    print(f"helpdesk: operator UI on http://{cfg.web_listen}/", flush=True)
+    reactor.run()
+    return 0
+
+
+def cmd_web(cfg, args) -> int:
+    return cmd_run(cfg, args, web_only=True)
+
+
+def cmd_demo(args) -> int:
+    """Everything for a first look: SQLite and a simulated modem under ./var."""
+    path = args.config or os.environ.get("HELPDESK_CONFIG")
+    if not path:
+        DEMO_DIR.mkdir(exist_ok=True)
+        path = str(DEMO_CONFIG)
+        if not DEMO_CONFIG.exists():
+            DEMO_CONFIG.write_text(DEMO_TOML)
+    cfg = config_module.load(path)
+    cmd_init(cfg, args, password_file=DEMO_PASSWORD)
+    print(f"helpdesk: configuration {path}")
+    print(f"helpdesk: log in at http://{cfg.web_listen}/ as admin, password: "
+          f"{_demo_password()}")
+    for modem in cfg.modems:
+        if modem.is_dummy:
+            print(f"helpdesk: send a text with: helpdesk --config {path} sim inject "
+                  f"--modem {modem.name} 081234567890 \"KOMPLAIN pulsa belum masuk\"")
+    return cmd_run(cfg, args)
+
+
+def _demo_password() -> str:
+    try:
+        return DEMO_PASSWORD.read_text().strip()
+    except FileNotFoundError:
+        return "(set before this demo; reset it with `helpdesk user add`)"
+
+
+DEMO_TOML = """\
+# Demo configuration written by `helpdesk demo`: SQLite and one simulated modem.
+[database]
+url = "sqlite:///var/helpdesk.db"
+
+[web]
+listen = "127.0.0.1:8080"
+secret_file = "var/session.key"
+
+[sms]
+country = "ID"
+language = "id"
+
+[[modem]]
+name = "modem1"
+connection = "none"
+model = "dummy"
+device = "var/modem1"
+"""
+
+
+def cmd_user_add(cfg, args) -> int:
+    from gateway import users
+
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+        generated = False
+    else:
+        password, generated = users.generate_password(), True
+    try:
+        _transaction(cfg, lambda s: users.create_user(s, args.name, args.role, password).id)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    print(f"helpdesk: user {args.name!r} added with role {args.role}"
+          + (f", password: {password}" if generated else ""))
+    return 0
+
+
+def cmd_token_create(cfg, args) -> int:
+    from gateway import users
+
+    token = _transaction(cfg, users.create_token, args.name)
+    print(token)
+    return 0
+
+
+def cmd_product_add(cfg, args) -> int:
+    from sqlalchemy import select
+
+    from gateway.db.models import Product
+
+    def add(session):
+        product = session.scalar(select(Product).where(Product.code == args.code.upper()))
+        if product is None:
+            product = Product(code=args.code.upper())
+            session.add(product)
+        product.name, product.price, product.stock = args.name, args.price, args.stock
+        product.active = True
+
+    _transaction(cfg, add)
+    print(f"helpdesk: product {args.code.upper()} saved")
+    return 0
+
+
+def cmd_sms_send(cfg, args) -> int:
+    from gateway.outbox_store import OutboxError, queue_message
+    from gateway.phone import normalise
+    from gateway.tickets import contact_for
+
+    number = normalise(args.number, cfg.country)
+    if number is None:
+        raise CommandError(f"{args.number!r} is not a phone number")
+
+    def queue(session):
+        contact = contact_for(session, number)
+        return queue_message(session, number, args.text, contact_id=contact.id).id
+
+    try:
+        message_id = _transaction(cfg, queue)
+    except OutboxError as e:
+        raise CommandError(str(e)) from None
+    print(f"helpdesk: text {message_id} to {number} queued")
+    return 0
+
+
+def cmd_check(cfg, args) -> int:
+    from gateway.check import run_check
+
+    line, code = run_check(cfg)
+    print(line)
+    return code
+
+
+def cmd_sim_inject(cfg, args) -> int:
+    from gateway import sim
+
+    try:
+        paths = sim.inject(cfg.modem(args.modem), args.number, args.text)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    print(f"helpdesk: delivered to {args.modem} in {len(paths)} part(s)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""The TOML configuration file: loaded once, validated up front, then read-only.
+
+Every mistake is reported as one ConfigError line naming the file, the key and the
+problem, so `helpdesk` can print it and exit with code 2.
+"""
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+DEFAULT_PATH = "helpdesk.toml"
+
+# gammurc keys (see gammurc(5)) mapped to python-gammu's SetConfig names. A modem table
+# holds `name` plus these, passed to Gammu unchanged.
+GAMMU_KEYS = {
+    "device": "Device",
+    "connection": "Connection",
+    "model": "Model",
+    "synchronizetime": "SyncTime",
+    "logfile": "DebugFile",
+    "logformat": "DebugLevel",
+    "use_locking": "LockDevice",
+    "startinfo": "StartInfo",
+    "features": "Features",
+}
+
+
+class ConfigError(Exception):
+    """One line for a person: which file, which key, what is wrong."""
+
+    def __init__(self, path, key, problem):
+        super().__init__(f"{path}: {key}: {problem}")
+
+
+@dataclass(frozen=True)
+class ModemConfig:
+    name: str
+    gammu: dict  # python-gammu SetConfig dict
+
+    @property
+    def is_dummy(self) -> bool:
+        return self.gammu.get("Model", "").lower() == "dummy"
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str = "(defaults)"
+    database_url: str = "sqlite:///var/helpdesk.db"
+    web_listen: str = "127.0.0.1:8080"
+    secret_file: str = "var/session.key"
+    agi_listen: str = "127.0.0.1:4573"
+    ami: dict | None = None
+    country: str = "ID"
+    language: str = "id"
+    poll_interval: float = 1.0
+    multipart_timeout: float = 600.0
+    send_attempts: int = 5
+    modems: tuple[ModemConfig, ...] = field(default_factory=tuple)
+
+    def modem(self, name: str) -> ModemConfig:
+        for modem in self.modems:
+            if modem.name == name:
+                return modem
+        known = ", ".join(m.name for m in self.modems) or "none"
+        raise ConfigError(self.path, "modem", f"no modem named {name!r} (configured: {known})")
+
+
+# section -> key -> (Config attribute, type, check or None)
+def _positive(value):
+    return None if value > 0 else "must be greater than zero"
+
+
+def _listen(value):
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return 'must be "HOST:PORT", for example "127.0.0.1:8080"'
+    return None
+
+
+def _language(value):
+    return None if value in ("id", "en") else 'must be "id" (Bahasa Indonesia) or "en"'
+
+
+def _country(value):
+    import phonenumbers
+
+    if value.upper() not in phonenumbers.SUPPORTED_REGIONS:
+        return "must be a two-letter country code such as \"ID\""
+    return None
+
+
+def _db_url(value):
+    if not (value.startswith("sqlite:") or value.startswith("mysql+pymysql:")
+            or value.startswith("mariadb+pymysql:")):
+        return 'must start with "sqlite:" or "mysql+pymysql:"'
+    return None
+
+
+SCHEMA = {
+    "database": {"url": ("database_url", str, _db_url)},
+    "web": {"listen": ("web_listen", str, _listen), "secret_file": ("secret_file", str, None)},
+    "agi": {"listen": ("agi_listen", str, _listen)},
+    "sms": {
+        "country": ("country", str, _country),
+        "language": ("language", str, _language),
+        "poll_interval": ("poll_interval", (int, float), _positive),
+        "multipart_timeout": ("multipart_timeout", (int, float), _positive),
+        "send_attempts": ("send_attempts", int, _positive),
+    },
+}
+AMI_KEYS = {"host": str, "port": int, "username": str, "secret": str}
+
+
+def load(path: str | None = None, environ=os.environ) -> Config:
+    """Read and validate the configuration; a missing default file means all defaults."""
+    explicit = path or environ.get("HELPDESK_CONFIG")
+    path = explicit or DEFAULT_PATH
+    try:
+        with open(path, "rb") as f:
+            data = tomllib.load(f)
+    except FileNotFoundError:
+        if explicit:
+            raise ConfigError(path, "(file)", "file not found") from None
+        data = {}
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(path, "(file)", f"not valid TOML: {e}") from None
+    except OSError as e:
+        raise ConfigError(path, "(file)", e.strerror or str(e)) from None
+    config = parse(data, path)
+    if environ.get("HELPDESK_DATABASE_URL"):
+        url = environ["HELPDESK_DATABASE_URL"]
+        problem = _db_url(url)
+        if problem:
+            raise ConfigError("HELPDESK_DATABASE_URL", "database.url", problem)
+        config = _replace(config, database_url=url)
+    return config
+
+
+def _replace(config, **changes):
+    from dataclasses import replace
+
+    return replace(config, **changes)
+
+
+def parse(data: dict, path: str = "(config)") -> Config:
+    """Validate a parsed TOML document into a Config."""
+    values = {"path": str(path)}
+    for section, body in data.items():
+        if section == "modem":
+            continue
+        if section == "ami":
+            values["ami"] = _parse_ami(body, path)
+            continue
+        if section not in SCHEMA:
+            known = ", ".join(sorted([*SCHEMA, "ami", "modem"]))
+            raise ConfigError(path, section, f"unknown section (known: {known})")
+        if not isinstance(body, dict):
+            raise ConfigError(path, section, "must be a table, like [" + section + "]")
+        for key, value in body.items():
+            name = f"{section}.{key}"
+            if key not in SCHEMA[section]:
+                known = ", ".join(sorted(SCHEMA[section]))
+                raise ConfigError(path, name, f"unknown key (known: {known})")
+            attr, kind, check = SCHEMA[section][key]
+            if isinstance(value, bool) or not isinstance(value, kind):
+                raise ConfigError(path, name, f"must be {_kind_name(kind)}, not {value!r}")
+            problem = check(value) if check else None
+            if problem:
+                raise ConfigError(path, name, problem)
+            values[attr] = float(value) if kind == (int, float) else value
+    if "country" in values:
+        values["country"] = values["country"].upper()
+    values["modems"] = _parse_modems(data.get("modem", []), path)
+    return Config(**values)
+
+
+def _kind_name(kind):
+    if kind == (int, float):
+        return "a number"
+    return {str: "a string", int: "a whole number"}[kind]
+
+
+def _parse_ami(body, path):
+    if not isinstance(body, dict):
+        raise ConfigError(path, "ami", "must be a table, like [ami]")
+    for key, value in body.items():
+        if key not in AMI_KEYS:
+            raise ConfigError(path, f"ami.{key}", f"unknown key (known: {', '.join(AMI_KEYS)})")
+        if isinstance(value, bool) or not isinstance(value, AMI_KEYS[key]):
+            raise ConfigError(path, f"ami.{key}", f"must be {_kind_name(AMI_KEYS[key])}")
+    for key in ("username", "secret"):
+        if key not in body:
+            raise ConfigError(path, f"ami.{key}", "missing: [ami] needs username and secret")
+    return {"host": "127.0.0.1", "port": 5038, **body}
+
+
+def _parse_modems(tables, path):
+    if not isinstance(tables, list):
+        raise ConfigError(path, "modem", "must be an array of tables, written [[modem]]")
+    modems, seen = [], set()
+    for i, table in enumerate(tables):
+        where = f"modem[{i}]"
+        name = table.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(path, f"{where}.name", "missing: every [[modem]] needs a name")
+        if name in seen:
+            raise ConfigError(path, f"{where}.name", f"duplicate modem name {name!r}")
+        seen.add(name)
+        gammu = {}
+        for key, value in table.items():
+            if key == "name":
+                continue
+            if key not in GAMMU_KEYS:
+                raise ConfigError(path, f"{where}.{key}",
+                                  f"not a gammurc key (known: name, {', '.join(GAMMU_KEYS)})")
+            if not isinstance(value, (str, bool, int)):
+                raise ConfigError(path, f"{where}.{key}", "must be a string")
+            gammu[GAMMU_KEYS[key]] = str(value) if not isinstance(value, bool) else (
+                "yes" if value else "no")
+        if "Device" not in gammu:
+            raise ConfigError(path, f"{where}.device", "missing: every [[modem]] needs a device")
+        gammu.setdefault("Connection", "at")
+        modems.append(ModemConfig(name=name, gammu=gammu))
+    return tuple(modems)
+
+
+def listen_endpoint(listen: str) -> str:
+    """'127.0.0.1:8080' -> a Twisted server endpoint string."""
+    host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
+    return f"tcp:{port}:interface={host.replace(':', chr(92) + ':')}"
+
+
+def dummy_inbox(modem: ModemConfig) -> Path:
+    """Where a phone's text lands in a simulated (dummy driver) modem."""
+    return Path(modem.gammu["Device"]) / "sms" / "1"

@@ -1,0 +1,1 @@
+"""Database: models, engine set-up per dialect, schema migrations, the thread pool."""

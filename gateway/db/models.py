@@ -1,0 +1,303 @@
+"""Tables for the whole product, the same on SQLite and MariaDB (utf8mb4, InnoDB).
+
+Times are stored as naive UTC; the API adds the offset. Money is integer rupiah.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import (BigInteger, Boolean, DateTime, ForeignKey, Index, Integer,
+                        LargeBinary, MetaData, String, Text, UniqueConstraint)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+NAMING = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
+
+# MEDIUMTEXT on MariaDB: an operator's note or a 1,600-character SMS fits either way,
+# but TEXT's 64 KiB would cut a long audit detail.
+LongText = Text().with_variant(Text(length=16_000_000), "mysql")
+
+OPEN_TICKET_STATUSES = ("new", "open", "pending")
+
+
+def utcnow(clock=None) -> dt.datetime:
+    """Naive UTC now, from a Twisted clock (IReactorTime) when one is given."""
+    if clock is None:
+        return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    return dt.datetime.fromtimestamp(clock.seconds(), dt.timezone.utc).replace(tzinfo=None)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Contact(Base):
+    __tablename__ = "contacts"
+    __table_args__ = (MYSQL,)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    phone: Mapped[str] = mapped_column(String(32), unique=True)  # E.164, or the raw sender
+    name: Mapped[str | None] = mapped_column(String(200))
+    opted_out: Mapped[bool] = mapped_column(Boolean, default=False)
+    language: Mapped[str | None] = mapped_column(String(8))
+    owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class User(Base):
+    __tablename__ = "users"
+    __table_args__ = (MYSQL,)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(16))
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    extension: Mapped[str | None] = mapped_column(String(32))  # softphone, for calls
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    __table_args__ = (MYSQL,)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Modem(Base):
+    """Health and counters of one configured modem, written by its worker."""
+    __tablename__ = "modems"
+    __table_args__ = (MYSQL,)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), default="unknown")  # up, down, unknown
+    imei: Mapped[str | None] = mapped_column(String(32))
+    operator: Mapped[str | None] = mapped_column(String(64))
+    network: Mapped[str | None] = mapped_column(String(32))
+    signal_percent: Mapped[int | None] = mapped_column(Integer)
+    battery_percent: Mapped[int | None] = mapped_column(Integer)
+    last_seen: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(String(255))
+    received_count: Mapped[int] = mapped_column(Integer, default=0)
+    sent_count: Mapped[int] = mapped_column(Integer, default=0)
+    failed_count: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Ticket(Base):
+    __tablename__ = "tickets"
+    __table_args__ = (Index(None, "contact_id", "status"), Index(None, "status", "id"), MYSQL)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), default="question")
+    status: Mapped[str] = mapped_column(String(16), default="new")
+    subject: Mapped[str] = mapped_column(String(200), default="")
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    first_response_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    contact: Mapped[Contact] = relationship()
+    assignee: Mapped[User | None] = relationship()
+
+    @property
+    def number(self) -> str:
+        """What the customer is told and texts back (STATUS 12)."""
+        return str(self.id)
+
+
+class TicketEvent(Base):
+    """The ticket's timeline: created, message in/out, status and assignment changes."""
+    __tablename__ = "ticket_events"
+    __table_args__ = (Index(None, "ticket_id", "id"), MYSQL)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"))
+    kind: Mapped[str] = mapped_column(String(24))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    detail: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Message(Base):
+    """One whole SMS, inbound (after reassembly) or outbound (before splitting)."""
+    __tablename__ = "messages"
+    __table_args__ = (
+        Index(None, "direction", "status", "next_attempt_at"),
+        Index(None, "number", "id"),
+        Index(None, "ticket_id", "id"),
+        MYSQL,
+    )
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    direction: Mapped[str] = mapped_column(String(3))  # in, out
+    number: Mapped[str] = mapped_column(String(32))
+    text: Mapped[str] = mapped_column(LongText)
+    status: Mapped[str] = mapped_column(String(16))
+    intent: Mapped[str | None] = mapped_column(String(16))
+    incomplete: Mapped[bool] = mapped_column(Boolean, default=False)
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    modem: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    smsc_time: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # outbound only
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    last_error: Mapped[str | None] = mapped_column(String(255))
+
+    parts: Mapped[list["MessagePart"]] = relationship(order_by="MessagePart.part_number")
+
+
+class MessagePart(Base):
+    """One SMS as the network carried it.
+
+    Inbound parts are stored before the SIM copy is deleted; `dedupe_key` makes a re-read
+    harmless. Parts of an unfinished multipart message wait here with message_id NULL.
+    Outbound parts keep the message reference the network gave, for delivery reports.
+    """
+    __tablename__ = "message_parts"
+    __table_args__ = (Index(None, "message_id", "part_number"),
+                      Index(None, "group_key", "message_id"), MYSQL)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    dedupe_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    group_key: Mapped[str | None] = mapped_column(String(64))  # multipart message being assembled
+    modem: Mapped[str | None] = mapped_column(String(64))
+    sender: Mapped[str | None] = mapped_column(String(32))
+    part_number: Mapped[int] = mapped_column(Integer, default=1)
+    part_count: Mapped[int] = mapped_column(Integer, default=1)
+    # UTF-16-BE with surrogatepass, so half an emoji at a part boundary survives until joined
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    coding: Mapped[str | None] = mapped_column(String(32))
+    smsc_time: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    reference: Mapped[int | None] = mapped_column(Integer)
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    @property
+    def text(self) -> str:
+        return self.payload.decode("utf-16-be", "surrogatepass")
+
+
+class StatusReport(Base):
+    """A delivery report; matched to an outbound part, or kept unmatched for a person."""
+    __tablename__ = "status_reports"
+    __table_args__ = (Index(None, "modem", "reference"), MYSQL)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    modem: Mapped[str] = mapped_column(String(64))
+    reference: Mapped[int] = mapped_column(Integer)
+    number: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(32))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Product(Base):
+    __tablename__ = "products"
+    __table_args__ = (MYSQL,)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    price: Mapped[int] = mapped_column(BigInteger)
+    stock: Mapped[int | None] = mapped_column(Integer)  # None: not counted (vouchers)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Order(Base):
+    __tablename__ = "orders"
+    __table_args__ = (Index(None, "status", "total"), MYSQL)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    status: Mapped[str] = mapped_column(String(16), default="awaiting_payment")
+    unique_code: Mapped[int] = mapped_column(Integer, default=0)
+    total: Mapped[int] = mapped_column(BigInteger)
+    note: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    paid_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    items: Mapped[list["OrderItem"]] = relationship()
+
+    @property
+    def number(self) -> str:
+        return str(self.id)
+
+
+class OrderItem(Base):
+    __tablename__ = "order_items"
+    __table_args__ = (MYSQL,)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    order_id: Mapped[int] = mapped_column(ForeignKey("orders.id"))
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    code: Mapped[str] = mapped_column(String(32))
+    quantity: Mapped[int] = mapped_column(Integer)
+    unit_price: Mapped[int] = mapped_column(BigInteger)
+
+
+class Payment(Base):
+    __tablename__ = "payments"
+    __table_args__ = (Index(None, "status", "id"), MYSQL)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    bank: Mapped[str | None] = mapped_column(String(32))
+    payer_name: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(16), default="unverified")
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Call(Base):
+    __tablename__ = "calls"
+    __table_args__ = (Index(None, "number", "id"), MYSQL)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    uniqueid: Mapped[str | None] = mapped_column(String(64), unique=True)  # Asterisk's
+    number: Mapped[str] = mapped_column(String(32))
+    direction: Mapped[str] = mapped_column(String(3), default="in")
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    operator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    disposition: Mapped[str | None] = mapped_column(String(32))
+
+
+class ReplyTemplate(Base):
+    """An admin's edit of a built-in SMS reply template (file default otherwise)."""
+    __tablename__ = "reply_templates"
+    __table_args__ = (UniqueConstraint("name", "language"), MYSQL)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    language: Mapped[str] = mapped_column(String(8))
+    body: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class AuditLog(Base):
+    __tablename__ = "audit_log"
+    __table_args__ = (Index(None, "target_type", "target_id"), MYSQL)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    action: Mapped[str] = mapped_column(String(64))
+    target_type: Mapped[str | None] = mapped_column(String(32))
+    target_id: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(LongText)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)

@@ -1,0 +1,117 @@
+"""The inbound pipeline of one modem: read the SIM, store and commit, then delete.
+
+Runs on the reactor; the modem calls go to the modem's thread and the database work to
+the DB pool. Polls every `poll_interval` seconds, and at once again while the SIM still
+holds texts. If the database is down, nothing is deleted and the poll retries with
+backoff; the texts wait on the SIM.
+"""
+from __future__ import annotations
+
+import logging
+
+from twisted.application import service
+from twisted.internet import defer
+
+from gateway import inbound_store
+from gateway.db.models import utcnow
+from gateway.modem import ModemUnavailable
+
+log = logging.getLogger(__name__)
+
+MAX_BACKOFF = 60.0
+
+
+class InboundPoller(service.Service):
+    def __init__(self, worker, db, config, clock, on_stored=None):
+        self.worker = worker
+        self.db = db
+        self.config = config
+        self.clock = clock
+        self.on_stored = on_stored  # called with new message ids (wakes the outbox)
+        self.name = f"inbound-{worker.name}"
+        self.failures = 0
+        self._call = None
+        self._running = None  # Deferred of the poll in progress
+
+    def startService(self):
+        super().startService()
+        self._schedule(0)
+
+    def stopService(self):
+        super().stopService()
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        # Let a poll in progress finish its commit-then-delete, never cut it in half.
+        return self._running
+
+    def _schedule(self, delay):
+        if self.running:
+            self._call = self.clock.callLater(delay, self.poll)
+
+    @defer.inlineCallbacks
+    def poll(self):
+        """One read-store-delete round; returns whether the SIM may hold more."""
+        self._running = defer.Deferred()
+        more = False
+        try:
+            more = yield self._poll_once()
+            self.failures = 0
+        except ModemUnavailable as e:
+            self.failures += 1
+            log.debug("%s", e)
+        except Exception:
+            self.failures += 1
+            log.exception("modem %s: inbound poll failed; texts stay on the SIM", self.worker.name)
+        finally:
+            running, self._running = self._running, None
+            running.callback(None)
+        if self.failures:
+            delay = min(MAX_BACKOFF, self.config.poll_interval * 2 ** self.failures)
+        else:
+            delay = 0 if more else self.config.poll_interval
+        self._schedule(delay)
+        return more
+
+    @defer.inlineCallbacks
+    def _poll_once(self):
+        parts, more = yield self.worker.read_inbox()
+        if not parts:
+            return more
+        result = yield self.db.run(inbound_store.store_batch, self.worker.name, parts,
+                                   self.config.country, self.config.language, utcnow(self.clock))
+        # Committed: only now may the SIM copies go.
+        yield self.worker.delete(result.deletable)
+        if result.messages and self.on_stored:
+            self.on_stored(result.messages)
+        return more
+
+
+class MultipartSweeper(service.Service):
+    """Files multipart texts whose last parts never came, once their timeout passes."""
+
+    name = "multipart-sweeper"
+
+    def __init__(self, db, config, clock, every=15.0):
+        self.db, self.config, self.clock, self.every = db, config, clock, every
+        self._call = None
+
+    def startService(self):
+        super().startService()
+        self._call = self.clock.callLater(self.every, self.sweep)
+
+    def stopService(self):
+        super().stopService()
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+
+    @defer.inlineCallbacks
+    def sweep(self):
+        try:
+            filed = yield self.db.run(inbound_store.finish_expired, self.config.multipart_timeout,
+                                      self.config.country, self.config.language, utcnow(self.clock))
+            if filed:
+                log.info("filed %d incomplete multipart texts after their timeout", len(filed))
+        except Exception:
+            log.exception("multipart sweep failed; will try again")
+        if self.running:
+            self._call = self.clock.callLater(self.every, self.sweep)

@@ -1,0 +1,161 @@
+"""Storing what a modem read, in one transaction, before anything is deleted from the SIM.
+
+Every part gets a dedupe key, so a part read again after a crash or a failed delete is
+recognised and only deleted. Parts of a multipart text wait in message_parts until the
+last one arrives or their timeout passes; then they become one message.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import func, select, update
+
+from gateway import tickets
+from gateway.db.models import Message, MessagePart, Modem, StatusReport, utcnow
+from gateway.phone import normalise
+
+log = logging.getLogger(__name__)
+
+GAP = " [...] "  # stands for the parts that never came
+
+
+@dataclass(frozen=True)
+class RawPart:
+    """One SMS as read from the SIM, already plain data (built on the modem thread)."""
+    location: int
+    sender: str
+    text: str
+    smsc_time: dt.datetime | None  # naive UTC
+    coding: str = "Default_No_Compression"
+    reference: int | None = None   # concatenation reference from the UDH
+    part_number: int = 1
+    part_count: int = 1
+    status_report: bool = False    # a delivery report, never a customer text
+    report_reference: int | None = None
+    report_status: str | None = None
+
+    @property
+    def dedupe_key(self) -> str:
+        when = self.smsc_time.isoformat() if self.smsc_time else "-"
+        text_hash = hashlib.sha256(self.text.encode("utf-16-be", "surrogatepass")).hexdigest()
+        fields = [self.sender, when, str(self.reference), str(self.part_number),
+                  str(self.part_count), text_hash, "sr" if self.status_report else "sms"]
+        return hashlib.sha256("|".join(fields).encode()).hexdigest()
+
+    @property
+    def multipart(self) -> bool:
+        return self.part_count > 1 and self.reference is not None
+
+
+@dataclass(frozen=True)
+class StoreResult:
+    deletable: list[int]  # SIM locations whose content is now safe in the database
+    messages: list[int]   # ids of the whole messages this batch completed
+
+
+def store_batch(session, modem: str, parts: list[RawPart], region: str, language: str,
+                now: dt.datetime | None = None) -> StoreResult:
+    """Store parts read from `modem`; file every text they complete."""
+    now = now or utcnow()
+    keys = {p.dedupe_key: p for p in parts}
+    known = set(session.scalars(select(MessagePart.dedupe_key)
+                                .where(MessagePart.dedupe_key.in_(list(keys)))))
+    completed, groups = [], []
+    for key, part in keys.items():
+        if key in known:
+            continue  # stored before a crash or a failed delete: only delete it again
+        if part.status_report:
+            _store_report(session, modem, part, key, region, now)
+            continue
+        stored = MessagePart(dedupe_key=key, modem=modem, sender=part.sender,
+                             part_number=part.part_number, part_count=part.part_count,
+                             payload=part.text.encode("utf-16-be", "surrogatepass"),
+                             coding=part.coding, smsc_time=part.smsc_time, received_at=now)
+        if part.multipart:
+            stored.group_key = _group_key(modem, part)
+            session.add(stored)
+            if stored.group_key not in groups:
+                groups.append(stored.group_key)
+        else:
+            session.add(stored)
+            completed.append(_file(session, modem, [stored], 1, region, language, now))
+    session.flush()
+    for group in groups:
+        waiting = _waiting_parts(session, group)
+        count = waiting[0].part_count
+        if len({p.part_number for p in waiting}) >= count:
+            completed.append(_file(session, modem, waiting, count, region, language, now))
+    if completed:
+        session.execute(update(Modem).where(Modem.name == modem).values(
+            received_count=Modem.received_count + len(completed)))
+    return StoreResult(deletable=[p.location for p in parts], messages=completed)
+
+
+def finish_expired(session, timeout: float, region: str, language: str,
+                   now: dt.datetime | None = None) -> list[int]:
+    """File multipart texts whose missing parts did not come in time, marked incomplete."""
+    now = now or utcnow()
+    cutoff = now - dt.timedelta(seconds=timeout)
+    expired = session.execute(
+        select(MessagePart.group_key, MessagePart.modem)
+        .where(MessagePart.message_id.is_(None), MessagePart.group_key.is_not(None))
+        .group_by(MessagePart.group_key, MessagePart.modem)
+        .having(func.min(MessagePart.received_at) <= cutoff)).all()
+    filed = []
+    for group, modem in expired:
+        waiting = _waiting_parts(session, group)
+        filed.append(_file(session, modem, waiting, waiting[0].part_count, region, language, now))
+    return filed
+
+
+def _group_key(modem: str, part: RawPart) -> str:
+    fields = [modem, part.sender, str(part.reference), str(part.part_count)]
+    return hashlib.sha256("|".join(fields).encode()).hexdigest()
+
+
+def _waiting_parts(session, group: str) -> list[MessagePart]:
+    return list(session.scalars(
+        select(MessagePart).where(MessagePart.group_key == group, MessagePart.message_id.is_(None))
+        .order_by(MessagePart.part_number, MessagePart.id)))
+
+
+def _file(session, modem, parts, count, region, language, now) -> int:
+    """Join parts into one inbound message and let the helpdesk act on it."""
+    by_number = {}
+    for part in parts:
+        by_number.setdefault(part.part_number, part)  # a repeated part number: first wins
+    chunks, missing, gap_open = [], False, False
+    for number in range(1, count + 1):
+        if number in by_number:
+            chunks.append(by_number[number].payload)
+            gap_open = False
+        else:
+            missing = True
+            if not gap_open:  # several missing parts in a row show as one gap
+                chunks.append(GAP.encode("utf-16-be"))
+            gap_open = True
+    # Joined as UTF-16 so an emoji split between two parts becomes whole again; a half
+    # that cannot be paired becomes U+FFFD rather than making the text unstorable.
+    text = b"".join(chunks).decode("utf-16-be", "replace").strip() or "(empty SMS)"
+    first = parts[0]
+    number = normalise(first.sender, region) or first.sender
+    message = Message(direction="in", number=number, text=text, status="received",
+                      incomplete=missing, modem=modem, smsc_time=first.smsc_time,
+                      created_at=now)
+    session.add(message)
+    session.flush()
+    for part in parts:
+        part.message_id = message.id
+    tickets.receive(session, message, language)
+    return message.id
+
+
+def _store_report(session, modem, part, key, region, now):
+    session.add(MessagePart(dedupe_key=key, modem=modem, sender=part.sender, payload=b"",
+                            coding="status_report", smsc_time=part.smsc_time, received_at=now))
+    session.add(StatusReport(modem=modem, reference=part.report_reference or 0,
+                             number=normalise(part.sender, region) or part.sender,
+                             status=part.report_status or "unknown", received_at=now))

@@ -1,0 +1,267 @@
+"""One GSM modem, driven through python-gammu on a thread of its own.
+
+python-gammu's StateMachine is not thread-safe and its calls block (for minutes when a
+modem hangs), so every call for a modem runs on that modem's thread, fed by a queue, and
+the reactor gets a Deferred back. Everything handed back is plain data.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import queue
+import threading
+import time
+
+import gammu
+from twisted.application import service
+from twisted.internet import defer
+
+from gateway.inbound_store import RawPart
+
+log = logging.getLogger(__name__)
+
+READ_BATCH = 100  # parts read per poll; the poller comes back at once while more remain
+
+# Errors that mean the link to the modem is gone: drop the StateMachine and reconnect.
+LINK_ERRORS = tuple(getattr(gammu, name) for name in (
+    "ERR_TIMEOUT", "ERR_DEVICENOTEXIST", "ERR_DEVICEOPENERROR", "ERR_DEVICEREADERROR",
+    "ERR_DEVICEWRITEERROR", "ERR_DEVICELOCKED", "ERR_DEVICEBUSY", "ERR_DEVICENOPERMISSION",
+    "ERR_NOTCONNECTED", "ERR_DEVICECHANGESPEEDERROR", "ERR_DEVICEDTRRTSERROR",
+    "ERR_DEVICENODRIVER", "ERR_ABORTED", "ERR_NOSIM") if hasattr(gammu, name))
+
+# Send errors that will not pass by retrying the same text.
+PERMANENT_SEND_ERRORS = tuple(getattr(gammu, name) for name in (
+    "ERR_INVALIDDATA", "ERR_NOTSUPPORTED", "ERR_NOTIMPLEMENTED", "ERR_MOREMEMORY",
+    "ERR_INVALIDLOCATION") if hasattr(gammu, name))
+
+
+class ModemUnavailable(Exception):
+    """The modem is not connected now; the caller retries later."""
+
+
+class PartialSend(Exception):
+    """Some parts of a long text left the modem and a later one failed."""
+
+    def __init__(self, sent: int, total: int, error: Exception):
+        super().__init__(f"part {sent + 1} of {total} failed after {sent} left: {error_text(error)}")
+        self.error = error
+
+
+def error_text(error: Exception) -> str:
+    """A gammu error as one readable line."""
+    if isinstance(error, gammu.GSMError) and error.args and isinstance(error.args[0], dict):
+        info = error.args[0]
+        return f"{type(error).__name__}: {info.get('Text')} (in {info.get('Where')})"
+    return f"{type(error).__name__}: {error}"
+
+
+def to_utc(value) -> dt.datetime | None:
+    if not isinstance(value, dt.datetime):
+        return None
+    if value.tzinfo is not None:
+        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
+    return value
+
+
+def raw_part(sms: dict) -> RawPart:
+    """python-gammu's SMS dict -> RawPart."""
+    udh = sms.get("UDH") or {}
+    concatenated = udh.get("Type", "").startswith("Concatenated") and udh.get("AllParts", 0) > 1
+    reference = None
+    if concatenated:
+        reference = udh["ID16bit"] if udh.get("ID16bit", -1) >= 0 else udh.get("ID8bit")
+    if sms.get("PDU") == "Status_Report" or sms.get("Type") == "Status_Report":
+        return RawPart(location=sms["Location"], sender=sms.get("Number") or "",
+                       text=sms.get("Text") or "", smsc_time=to_utc(sms.get("DateTime")),
+                       status_report=True, report_reference=sms.get("MessageReference"),
+                       report_status=str(sms.get("DeliveryStatus")))
+    return RawPart(
+        location=sms["Location"], sender=sms.get("Number") or "", text=sms.get("Text") or "",
+        smsc_time=to_utc(sms.get("DateTime")), coding=sms.get("Coding") or "",
+        reference=reference,
+        part_number=udh.get("PartNumber", 1) if concatenated else 1,
+        part_count=udh.get("AllParts", 1) if concatenated else 1)
+
+
+class ModemWorker(service.Service):
+    """Owns one StateMachine on one thread; every public method returns a Deferred."""
+
+    def __init__(self, config, reactor, *, threaded=True, reconnect_delay=(1.0, 60.0)):
+        self.config = config
+        self.name = config.name
+        self.reactor = reactor
+        self.threaded = threaded
+        self.machine = None
+        self.connected = False
+        self.last_error: str | None = None
+        self._retry_at = 0.0
+        self._delay_min, self._delay_max = reconnect_delay
+        self._delay = self._delay_min
+        self._queue: queue.Queue = queue.Queue()
+        self._thread = None
+
+    # -- service ----------------------------------------------------------------------
+    def startService(self):
+        super().startService()
+        if self.threaded:
+            self._thread = threading.Thread(target=self._loop, name=f"modem-{self.name}",
+                                            daemon=True)
+            self._thread.start()
+
+    def stopService(self):
+        super().stopService()
+        if self._thread is None:
+            return
+        self._queue.put(None)
+        # A hung modem must not wedge shutdown: wait a little, then leave the daemon
+        # thread behind; the process is exiting anyway.
+        self._thread.join(timeout=5)
+        if self._thread.is_alive():
+            log.warning("modem %s did not stop within 5 s; leaving its thread", self.name)
+        else:
+            self._disconnect()
+
+    # -- the queue ---------------------------------------------------------------------
+    def _call(self, fn, *args):
+        if not self.threaded:
+            return defer.maybeDeferred(self._guarded, fn, *args)
+        d = defer.Deferred()
+        self._queue.put((d, fn, args))
+        return d
+
+    def _loop(self):
+        while True:
+            item = self._queue.get()
+            if item is None:
+                return
+            d, fn, args = item
+            try:
+                result = self._guarded(fn, *args)
+            except BaseException as e:  # handed to the reactor, never lost on this thread
+                self.reactor.callFromThread(d.errback, e)
+            else:
+                self.reactor.callFromThread(d.callback, result)
+
+    def _guarded(self, fn, *args):
+        machine = self._connect()
+        try:
+            return fn(machine, *args)
+        except LINK_ERRORS as e:
+            self.last_error = error_text(e)
+            log.warning("modem %s lost: %s", self.name, self.last_error)
+            self._disconnect()
+            self._retry_at = time.monotonic() + self._delay
+            raise
+
+    def _connect(self):
+        if self.machine is not None:
+            return self.machine
+        if time.monotonic() < self._retry_at:
+            raise ModemUnavailable(f"modem {self.name} is down: {self.last_error}")
+        machine = gammu.StateMachine()
+        try:
+            machine.SetConfig(0, dict(self.config.gammu))
+            machine.Init()
+        except gammu.GSMError as e:
+            self.connected = False
+            self.last_error = error_text(e)
+            self._retry_at = time.monotonic() + self._delay
+            log.warning("modem %s: cannot connect (%s); next try in %.0f s",
+                        self.name, self.last_error, self._delay)
+            self._delay = min(self._delay * 2, self._delay_max)  # backoff, never a tight loop
+            raise ModemUnavailable(f"modem {self.name} is down: {self.last_error}") from e
+        log.info("modem %s connected", self.name)
+        self.machine, self.connected, self.last_error = machine, True, None
+        self._delay = self._delay_min
+        return machine
+
+    def _disconnect(self):
+        machine, self.machine, self.connected = self.machine, None, False
+        if machine is not None:
+            try:
+                machine.Terminate()
+            except gammu.GSMError:
+                pass
+
+    # -- what the daemon asks of a modem -------------------------------------------------
+    def read_inbox(self, limit: int = READ_BATCH):
+        """Up to `limit` parts from every SMS folder: (parts, more_remain)."""
+        return self._call(_read_inbox, limit)
+
+    def delete(self, locations: list[int]):
+        return self._call(_delete, locations)
+
+    def send(self, number: str, text: str):
+        """Send one text (split and encoded by Gammu); the message references of its parts."""
+        return self._call(_send, number, text)
+
+    def status(self):
+        return self._call(_status)
+
+
+def _read_inbox(machine, limit):
+    parts, start, location = [], True, None
+    while len(parts) < limit:
+        try:
+            if start:
+                entries = machine.GetNextSMS(Start=True, Folder=0)
+                start = False
+            else:
+                entries = machine.GetNextSMS(Location=location, Folder=0)
+        except gammu.ERR_EMPTY:
+            return parts, False
+        location = entries[0]["Location"]
+        for sms in entries:
+            if sms.get("InboxFolder") is False:
+                continue  # sent items or drafts kept on the SIM are not customer texts
+            parts.append(raw_part(sms))
+    return parts, True
+
+
+def _delete(machine, locations):
+    deleted = 0
+    for location in locations:
+        try:
+            machine.DeleteSMS(Folder=0, Location=location)
+            deleted += 1
+        except gammu.ERR_EMPTY:
+            pass  # already gone (deleted before a crash): nothing to do
+    return deleted
+
+
+def encode(text: str) -> list[dict]:
+    """A text as the linked SMS parts Gammu sends: GSM-7 where it fits, else UCS-2."""
+    return gammu.EncodeSMS({"Class": -1, "Entries": [{"ID": "ConcatenatedAutoTextLong",
+                                                      "Buffer": text}]})
+
+
+def _send(machine, number, text):
+    parts = encode(text)
+    references = []
+    for part in parts:
+        part["SMSC"] = {"Location": 1}
+        part["Number"] = number
+        try:
+            references.append(machine.SendSMS(part))
+        except gammu.GSMError as e:
+            if references:
+                raise PartialSend(len(references), len(parts), e) from e
+            raise
+    return references
+
+
+def _status(machine):
+    """Signal, battery, network, operator and IMEI; each read on its own, best effort."""
+    readings = {}
+    for key, read in (("signal_percent", lambda: machine.GetSignalQuality()["SignalPercent"]),
+                      ("battery_percent", lambda: machine.GetBatteryCharge()["BatteryPercent"]),
+                      ("network", lambda: machine.GetNetworkInfo()["State"]),
+                      ("operator", lambda: machine.GetNetworkInfo()["NetworkName"]),
+                      ("imei", machine.GetIMEI)):
+        try:
+            readings[key] = read()
+        except LINK_ERRORS:
+            raise
+        except gammu.GSMError:
+            readings[key] = None
+    return readings

@@ -1,0 +1,127 @@
+"""The outbox dispatcher: claims queued texts and hands each to a modem.
+
+A claimed row is `sending` until the modem answers: `sent`, retried with backoff for an
+error that may pass, `failed` for one that will not, `unknown` when part of a long text
+already left. Each text is sent on its own, so one bad text never holds up the rest.
+"""
+from __future__ import annotations
+
+import itertools
+import logging
+import socket
+
+import gammu
+from twisted.application import service
+from twisted.internet import defer
+
+from gateway import outbox_store
+from gateway.db.models import utcnow
+from gateway.modem import PERMANENT_SEND_ERRORS, ModemUnavailable, PartialSend, error_text
+
+log = logging.getLogger(__name__)
+
+CLAIM_BATCH = 50
+
+
+def node_name() -> str:
+    """Who claimed a row: this host (several gateway hosts may share one MariaDB)."""
+    return socket.gethostname()
+
+
+class OutboxDispatcher(service.Service):
+    name = "outbox"
+
+    def __init__(self, workers, db, config, clock, node=None, interval=0.5):
+        self.workers = {w.name: w for w in workers}
+        self.db = db
+        self.config = config
+        self.clock = clock
+        self.node = node or node_name()
+        self.interval = interval
+        self._rotation = itertools.cycle(list(self.workers))
+        self._call = None
+        self._busy = None
+        self._again = False
+
+    def startService(self):
+        super().startService()
+        self._schedule(0)
+
+    def stopService(self):
+        super().stopService()
+        if self._call is not None and self._call.active():
+            self._call.cancel()
+        return self._busy  # let texts being sent get their final status
+
+    def wake(self):
+        """Something was queued: look now rather than at the next tick."""
+        if not self.running:
+            return
+        if self._busy is not None:
+            self._again = True
+        elif self._call is not None and self._call.active():
+            self._call.reset(0)
+
+    def _schedule(self, delay):
+        if self.running:
+            self._call = self.clock.callLater(delay, self.dispatch)
+
+    @defer.inlineCallbacks
+    def dispatch(self):
+        """Claim one batch and send it; returns how many were claimed."""
+        self._busy = defer.Deferred()
+        claimed = []
+        try:
+            if self._available():
+                claimed = yield self.db.run(outbox_store.claim, self.node, utcnow(self.clock),
+                                            CLAIM_BATCH)
+                yield defer.DeferredList([self._send(item) for item in claimed], consumeErrors=True)
+        except Exception:
+            log.exception("outbox dispatch failed; will try again")
+        finally:
+            busy, self._busy = self._busy, None
+            busy.callback(None)
+        again, self._again = self._again or len(claimed) == CLAIM_BATCH, False
+        self._schedule(0 if again else self.interval)
+        return len(claimed)
+
+    def _available(self) -> list:
+        """Modems to send through: connected ones, or any not known to be down."""
+        return [w for w in self.workers.values() if w.connected or w.last_error is None]
+
+    def _choose(self, preferred):
+        available = {w.name: w for w in self._available()}
+        if preferred in available:
+            return available[preferred]  # answer through the modem the customer wrote to
+        for _ in range(len(self.workers)):
+            name = next(self._rotation)
+            if name in available:
+                return available[name]
+        raise ModemUnavailable("no modem is connected")
+
+    @defer.inlineCallbacks
+    def _send(self, item):
+        now = lambda: utcnow(self.clock)  # noqa: E731 - read after the send, not before
+        worker = None
+        try:
+            worker = self._choose(item.modem)
+            references = yield worker.send(item.number, item.text)
+        except PartialSend as e:
+            log.warning("text %d: %s", item.id, e)
+            yield self.db.run(outbox_store.mark_failed, item.id, str(e), "unknown", worker.name)
+        except PERMANENT_SEND_ERRORS as e:
+            log.warning("text %d to %s failed for good: %s", item.id, item.number, error_text(e))
+            yield self.db.run(outbox_store.mark_failed, item.id, error_text(e), "failed",
+                              worker.name)
+        except (gammu.GSMError, ModemUnavailable) as e:
+            status = yield self.db.run(outbox_store.mark_retry, item.id, error_text(e), now(),
+                                       self.config.send_attempts)
+            log.info("text %d to %s: %s; now %s", item.id, item.number, error_text(e), status)
+        except Exception as e:
+            # Not a modem answer: a bug or a crash in the binding. Whether the text left is
+            # unknown, and sending it again could double it.
+            log.exception("text %d: unexpected error while sending", item.id)
+            yield self.db.run(outbox_store.mark_failed, item.id, error_text(e), "unknown",
+                              worker.name if worker else None)
+        else:
+            yield self.db.run(outbox_store.mark_sent, item.id, worker.name, references, now())

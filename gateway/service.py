@@ -1,0 +1,88 @@
+"""The daemon as one Twisted MultiService: database first, then modems, pipelines, web."""
+from __future__ import annotations
+
+import logging
+
+from twisted.application import internet, service
+from twisted.internet import endpoints
+from twisted.python.threadpool import ThreadPool
+from twisted.web.server import Site
+from twisted.web.wsgi import WSGIResource
+
+from gateway import health, outbox_store, secret
+from gateway.config import listen_endpoint
+from gateway.db.engine import make_engine, make_sessionmaker
+from gateway.db.pool import DBPool, in_transaction
+from gateway.db.schema import check_current
+from gateway.inbound import InboundPoller, MultipartSweeper
+from gateway.modem import ModemWorker
+from gateway.outbox import OutboxDispatcher, node_name
+
+log = logging.getLogger(__name__)
+
+
+class WebThreadPool(service.Service):
+    """The WSGI thread pool, started and stopped with the daemon."""
+
+    def __init__(self, size=10):
+        self.pool = ThreadPool(minthreads=2, maxthreads=size, name="web")
+
+    def startService(self):
+        super().startService()
+        self.pool.start()
+
+    def stopService(self):
+        super().stopService()
+        self.pool.stop()
+
+
+def web_service(config, sessionmaker, reactor, on_queued=None) -> service.MultiService:
+    """The operator UI and JSON API: Flask under twisted.web's WSGIResource."""
+    from helpdesk_web import create_app
+
+    app = create_app(config, sessionmaker, secret_key=secret.read(config.secret_file),
+                     on_queued=on_queued)
+    web = service.MultiService()
+    threads = WebThreadPool()
+    threads.setServiceParent(web)
+    site = Site(WSGIResource(reactor, threads.pool, app))
+    endpoint = endpoints.serverFromString(reactor, listen_endpoint(config.web_listen))
+    internet.StreamServerEndpointService(endpoint, site).setServiceParent(web)
+    return web
+
+
+def make_service(config, reactor, with_modems=True) -> service.MultiService:
+    """Build the whole daemon; raises SchemaOutdated before anything starts."""
+    engine = make_engine(config.database_url)
+    check_current(engine)
+    sessions = make_sessionmaker(engine)
+    node = node_name()
+    names = [m.name for m in config.modems]
+    # Start-up bookkeeping, before any service runs (rule 4: sending -> unknown).
+    in_transaction(sessions, health.register_modems, names)
+    stale = in_transaction(sessions, outbox_store.mark_unknown_after_restart, node)
+    if stale:
+        log.warning("%d texts were being sent when the gateway stopped; marked unknown", stale)
+
+    top = service.MultiService()
+    db = DBPool(sessions, reactor)
+    db.setServiceParent(top)  # first in, last out
+    dispatcher = None
+    if with_modems:
+        workers = [ModemWorker(m, reactor) for m in config.modems]
+        for worker in workers:
+            worker.setServiceParent(top)
+        dispatcher = OutboxDispatcher(workers, db, config, reactor, node=node)
+        for worker in workers:
+            InboundPoller(worker, db, config, reactor,
+                          on_stored=lambda _ids: dispatcher.wake()).setServiceParent(top)
+        MultipartSweeper(db, config, reactor).setServiceParent(top)
+        health.HealthMonitor(workers, db, reactor).setServiceParent(top)
+        dispatcher.setServiceParent(top)
+
+    def on_queued(_message_id):
+        if dispatcher is not None:
+            reactor.callFromThread(dispatcher.wake)
+
+    web_service(config, sessions, reactor, on_queued).setServiceParent(top)
+    return top
