@@ -64,3 +64,126 @@ def config(db_url, modem_dir, tmp_path):
         "modem": [{"name": "modem1", "connection": "none", "model": "dummy",
                    "device": str(modem_dir)}],
     }, "test.toml")
+
+
+# --- Operator UI and JSON API (helpdesk_web) ---------------------------------------
+import re  # noqa: E402
+
+from sqlalchemy import select  # noqa: E402
+
+from gateway import users  # noqa: E402
+from gateway.db.models import Contact, Message, Ticket, TicketEvent, User, utcnow  # noqa: E402
+
+PASSWORD = "correct horse battery"
+SECRET_KEY = b"test-session-secret-0123456789ab"
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@pytest.fixture
+def db(sessionmaker):
+    """A session for arranging data and checking results; rollback() to see the app's."""
+    with sessionmaker() as session:
+        yield session
+
+
+@pytest.fixture
+def queued():
+    """Message ids the web app handed to on_queued, in order."""
+    return []
+
+
+@pytest.fixture
+def make_app(config, sessionmaker, queued):
+    """create_app with the test database; keyword arguments go to test_config."""
+    from helpdesk_web import create_app
+
+    def make(**test_config):
+        return create_app(config, sessionmaker, secret_key=SECRET_KEY,
+                          on_queued=queued.append, test_config=test_config)
+    return make
+
+
+@pytest.fixture
+def app(make_app):
+    return make_app(TESTING=True)  # CSRF stays on: the tests post real tokens
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def make_user(db):
+    def make(name="operator", role="operator", password=PASSWORD) -> User:
+        user = users.create_user(db, name, role, password)
+        db.commit()
+        return user
+    return make
+
+
+@pytest.fixture
+def make_ticket(db):
+    """A contact, a ticket and one inbound message, committed; returns the ticket."""
+    def make(phone="+6281234567890", text="Halo, pesanan saya belum sampai", name=None,
+             kind="question", status="new") -> Ticket:
+        contact = db.scalar(select(Contact).where(Contact.phone == phone))
+        if contact is None:
+            contact = Contact(phone=phone, name=name)
+            db.add(contact)
+            db.flush()
+        ticket = Ticket(kind=kind, status=status, contact_id=contact.id)
+        db.add(ticket)
+        db.flush()
+        message = Message(direction="in", number=phone, text=text, status="received",
+                          intent="other", contact_id=contact.id, ticket_id=ticket.id,
+                          modem="modem1", created_at=utcnow())
+        db.add(message)
+        db.flush()
+        db.add(TicketEvent(ticket_id=ticket.id, kind="message_in", message_id=message.id))
+        db.commit()
+        return ticket
+    return make
+
+
+class AuthActions:
+    """Log in and post forms through the test client, CSRF token included."""
+
+    def __init__(self, client, make_user, db):
+        self.client, self.make_user, self.db = client, make_user, db
+
+    def csrf_token(self, path="/login") -> str:
+        page = self.client.get(path).get_data(as_text=True)
+        return CSRF_FIELD.search(page).group(1)
+
+    def login(self, name="operator", role="operator", password=PASSWORD):
+        """Log in as `name`, creating the user with `role` first if it does not exist."""
+        if self.db.scalar(select(User).where(User.name == name)) is None:
+            self.make_user(name, role, password)
+        return self.client.post("/login", data={"name": name, "password": password,
+                                                "csrf_token": self.csrf_token()})
+
+    def post(self, path, data, **kwargs):
+        return self.client.post(path, data={**data, "csrf_token": self.csrf_token("/")},
+                                **kwargs)
+
+    def logout(self):
+        return self.post("/logout", {})
+
+
+@pytest.fixture
+def auth(client, make_user, db):
+    return AuthActions(client, make_user, db)
+
+
+@pytest.fixture
+def api_token(db):
+    """A raw API token for an integration (its name is no user's name: full API access)."""
+    raw = users.create_token(db, "integration")
+    db.commit()
+    return raw
+
+
+@pytest.fixture
+def api_headers(api_token):
+    return {"Authorization": f"Bearer {api_token}"}

@@ -1,0 +1,145 @@
+"""Storing parts: dedupe, multipart reassembly in the database, timeouts, contacts, tickets."""
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import func, select
+
+from gateway.db.models import Contact, Message, MessagePart, Ticket
+from gateway.db.pool import in_transaction
+from gateway.inbound_store import RawPart, finish_expired, store_batch
+
+T0 = dt.datetime(2026, 11, 23, 9, 0, 0)
+
+
+def part(text, sender="+6281234567890", location=1, ref=None, number=1, count=1, when=T0):
+    return RawPart(location=location, sender=sender, text=text, smsc_time=when,
+                   reference=ref, part_number=number, part_count=count)
+
+
+def store(sessionmaker, parts, now=T0):
+    return in_transaction(sessionmaker, store_batch, "modem1", parts, "ID", "id", now)
+
+
+def inbound(sessionmaker):
+    with sessionmaker() as s:
+        return s.scalars(select(Message).where(Message.direction == "in")
+                         .order_by(Message.id)).all()
+
+
+def outbound(sessionmaker):
+    with sessionmaker() as s:
+        return s.scalars(select(Message).where(Message.direction == "out")
+                         .order_by(Message.id)).all()
+
+
+def test_single_text_opens_ticket_and_queues_ack(sessionmaker):
+    result = store(sessionmaker, [part("KOMPLAIN pulsa belum masuk", sender="081234567890")])
+    assert result.deletable == [1]
+    [message] = inbound(sessionmaker)
+    assert message.number == "+6281234567890"
+    assert message.text == "KOMPLAIN pulsa belum masuk"
+    with sessionmaker() as s:
+        ticket = s.get(Ticket, message.ticket_id)
+        assert ticket.kind == "question" and ticket.status == "new"
+        assert s.get(Contact, message.contact_id).phone == "+6281234567890"
+    [ack] = outbound(sessionmaker)
+    assert ack.status == "queued" and ack.number == "+6281234567890"
+    assert ack.ticket_id == message.ticket_id
+    assert f"Nomor tiket Anda: {message.ticket_id}" in ack.text
+
+
+def test_every_form_of_a_number_is_one_contact_and_one_ticket(sessionmaker):
+    forms = ["081234567890", "6281234567890", "+62 812-3456-7890", "006281234567890"]
+    store(sessionmaker, [part(f"pesan {i}", sender=n, location=i)
+                         for i, n in enumerate(forms)])
+    with sessionmaker() as s:
+        assert s.scalar(select(func.count()).select_from(Contact)) == 1
+        assert s.scalar(select(func.count()).select_from(Ticket)) == 1
+    intents = [m.intent for m in inbound(sessionmaker)]
+    assert intents == ["other", "reply", "reply", "reply"]
+    assert len(outbound(sessionmaker)) == 1  # one acknowledgement, not four
+
+
+def test_english_acknowledgement_when_configured(sessionmaker):
+    in_transaction(sessionmaker, store_batch, "modem1", [part("hello")], "ID", "en", T0)
+    [ack] = outbound(sessionmaker)
+    assert ack.text.startswith("Thank you")
+
+
+def test_reading_the_same_part_again_stores_nothing_new(sessionmaker):
+    store(sessionmaker, [part("halo")])
+    again = store(sessionmaker, [part("halo", location=7)])
+    assert again.deletable == [7] and again.messages == []
+    assert len(inbound(sessionmaker)) == 1
+    assert len(outbound(sessionmaker)) == 1
+
+
+def test_alphanumeric_sender_gets_no_reply(sessionmaker):
+    store(sessionmaker, [part("Sisa pulsa Anda Rp 5.000", sender="TELKOMSEL")])
+    [message] = inbound(sessionmaker)
+    assert message.number == "TELKOMSEL" and message.ticket_id is not None
+    assert outbound(sessionmaker) == []
+
+
+def test_multipart_in_any_order_across_polls(sessionmaker):
+    texts = ["satu ", "dua ", "tiga"]
+    store(sessionmaker, [part(texts[2], ref=9, number=3, count=3, location=3)])
+    assert inbound(sessionmaker) == []  # waits in the database, not on the SIM
+    result = store(sessionmaker, [part(texts[0], ref=9, number=1, count=3, location=1)])
+    assert result.deletable == [1] and inbound(sessionmaker) == []
+    store(sessionmaker, [part(texts[1], ref=9, number=2, count=3, location=2)])
+    [message] = inbound(sessionmaker)
+    assert message.text == "satu dua tiga" and not message.incomplete
+    with sessionmaker() as s:
+        assert s.scalar(select(func.count()).select_from(MessagePart)
+                        .where(MessagePart.message_id == message.id)) == 3
+
+
+def test_two_interleaved_multipart_texts_from_two_senders(sessionmaker):
+    a, b = "+6281111111111", "+6282222222222"
+    store(sessionmaker, [
+        part("A1 ", sender=a, ref=5, number=1, count=2, location=1),
+        part("B2", sender=b, ref=5, number=2, count=2, location=2),
+        part("A2", sender=a, ref=5, number=2, count=2, location=3),
+        part("B1 ", sender=b, ref=5, number=1, count=2, location=4),
+    ])
+    texts = {m.number: m.text for m in inbound(sessionmaker)}
+    assert texts == {a: "A1 A2", b: "B1 B2"}
+
+
+def test_emoji_at_a_part_boundary_is_intact(sessionmaker):
+    store(sessionmaker, [part("terima kasih 🙏", ref=1, number=1, count=2, location=1),
+                         part("😀 sampai jumpa", ref=1, number=2, count=2, location=2)])
+    [message] = inbound(sessionmaker)
+    assert message.text == "terima kasih 🙏😀 sampai jumpa"
+
+
+def test_emoji_split_in_half_between_parts_is_joined(sessionmaker):
+    high, low = "\ud83d", "\ude00"  # 😀 as a UTF-16 surrogate pair cut by the sender
+    store(sessionmaker, [part("abc" + high, ref=2, number=1, count=2, location=1),
+                         part(low + "xyz", ref=2, number=2, count=2, location=2)])
+    [message] = inbound(sessionmaker)
+    assert message.text == "abc😀xyz"
+
+
+def test_missing_part_is_kept_after_timeout_and_marked(sessionmaker):
+    store(sessionmaker, [part("awal", ref=3, number=1, count=3, location=1),
+                         part("akhir", ref=3, number=3, count=3, location=3)])
+    early = in_transaction(sessionmaker, finish_expired, 600, "ID", "id",
+                           T0 + dt.timedelta(seconds=599))
+    assert early == [] and inbound(sessionmaker) == []
+    filed = in_transaction(sessionmaker, finish_expired, 600, "ID", "id",
+                           T0 + dt.timedelta(seconds=601))
+    [message] = inbound(sessionmaker)
+    assert filed == [message.id]
+    assert message.incomplete
+    assert message.text == "awal [...] akhir"
+    assert message.ticket_id is not None  # still reaches a person
+
+
+def test_gsm7_ucs2_and_long_texts_stored_unchanged(sessionmaker):
+    texts = ["harga €5 {ok} [tanya] ~ ^ \\ |", "Ñandú ΩΔ 你好 مرحبا", "x" * 1600]
+    store(sessionmaker, [part(t, sender=f"+62812000000{i}", location=i)
+                         for i, t in enumerate(texts)])
+    assert [m.text for m in inbound(sessionmaker)] == texts
