@@ -8,6 +8,8 @@ backoff; the texts wait on the SIM.
 from __future__ import annotations
 
 import logging
+import os
+import signal
 
 from twisted.application import service
 from twisted.internet import defer
@@ -19,6 +21,10 @@ from gateway.modem import ModemUnavailable
 log = logging.getLogger(__name__)
 
 MAX_BACKOFF = 60.0
+
+# Crash-safety tests set this to die between the commit and the delete (SIGKILL, no
+# clean-up), the moment the design's first rule exists for.
+_KILL_AFTER_COMMIT = os.environ.get("HELPDESK_TEST_KILL_AFTER_COMMIT") == "1"
 
 
 class InboundPoller(service.Service):
@@ -80,6 +86,8 @@ class InboundPoller(service.Service):
         result = yield self.db.run(inbound_store.store_batch, self.worker.name, parts,
                                    self.config.country, self.config.language, utcnow(self.clock))
         # Committed: only now may the SIM copies go.
+        if _KILL_AFTER_COMMIT:
+            os.kill(os.getpid(), signal.SIGKILL)
         yield self.worker.delete(result.deletable)
         if result.messages and self.on_stored:
             self.on_stored(result.messages)

@@ -135,10 +135,12 @@ def test_incomplete_multipart_filed_by_sweeper_after_timeout(worker, db, config,
     sweeper.startService()
     clock.advance(0)
     assert messages(sessionmaker, "in") == [] and sim_files(modem_dir) == []
-    clock.pump([15] * 41)  # a little past the 600 s timeout
+    poller.stopService()  # only the sweeper matters from here on
+    clock.pump([15] * 39)  # 585 s: not yet
+    assert messages(sessionmaker, "in") == []
+    clock.pump([15] * 2)  # past the 600 s timeout
     [message] = messages(sessionmaker, "in")
     assert message.incomplete and message.text.endswith("[...]")
-    poller.stopService()
     sweeper.stopService()
 
 

@@ -1,0 +1,81 @@
+"""Running the real `helpdesk` command in tests: a config file, the daemon, the API."""
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+HELPDESK = str(Path(sys.executable).with_name("helpdesk"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def write_config(tmp_path, db_url, modem_dir, extra="") -> tuple[Path, int]:
+    port = free_port()
+    path = tmp_path / "helpdesk.toml"
+    path.write_text(f"""
+[database]
+url = "{db_url}"
+[web]
+listen = "127.0.0.1:{port}"
+secret_file = "{tmp_path}/session.key"
+[sms]
+poll_interval = 0.5
+{extra}
+[[modem]]
+name = "modem1"
+connection = "none"
+model = "dummy"
+device = "{modem_dir}"
+""")
+    return path, port
+
+
+def helpdesk(config, *args, env=None, input=None, check=True):
+    return subprocess.run([HELPDESK, "--config", str(config), *args], capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, input=input,
+                          check=check, timeout=60)
+
+
+def start(config, env=None, log=None):
+    return subprocess.Popen([HELPDESK, "--config", str(config), "run"],
+                            env={**os.environ, "HELPDESK_LOG_LEVEL": "WARNING", **(env or {})},
+                            stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+
+def api(port, path, token=None, body=None):
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
+                                     data=json.dumps(body).encode() if body else None,
+                                     method="POST" if body else "GET")
+    request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
+def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
+    """Poll until predicate() is truthy; real processes need real waiting."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            value = predicate()
+        except (OSError, ConnectionError):
+            value = None
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
