@@ -138,6 +138,7 @@ def _setup_logging():
 
     logging.basicConfig(level=os.environ.get("HELPDESK_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # schema checks are not news
     twisted_log.PythonLoggingObserver().start()
 
 
@@ -186,7 +187,14 @@ def cmd_run(cfg, args, web_only=False) -> int:
         top = make_service(cfg, reactor, with_modems=not web_only)
     except FileNotFoundError as e:
         raise CommandError(str(e)) from None
-    top.startService()
+    from twisted.internet.error import CannotListenError
+
+    try:
+        top.startService()
+    except CannotListenError as e:
+        top.stopService()
+        raise CommandError(f"cannot listen on {e.interface or '*'}:{e.port} ({e.socketError}); "
+                           f"choose another [web] listen in {cfg.path}") from None
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
     print(f"helpdesk: operator UI on http://{cfg.web_listen}/", flush=True)
     reactor.run()

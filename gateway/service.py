@@ -47,7 +47,9 @@ def web_service(config, sessionmaker, reactor, on_queued=None) -> service.MultiS
     threads.setServiceParent(web)
     site = Site(WSGIResource(reactor, threads.pool, app))
     endpoint = endpoints.serverFromString(reactor, listen_endpoint(config.web_listen))
-    internet.StreamServerEndpointService(endpoint, site).setServiceParent(web)
+    listener = internet.StreamServerEndpointService(endpoint, site)
+    listener._raiseSynchronously = True  # a taken port stops start-up with a clear error
+    listener.setServiceParent(web)
     return web
 
 

@@ -7,8 +7,9 @@ objects, because the session is closed when it returns.
 from __future__ import annotations
 
 import logging
+import time
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from twisted.application import service
 from twisted.internet import threads
 from twisted.python.threadpool import ThreadPool
@@ -16,16 +17,32 @@ from twisted.python.threadpool import ThreadPool
 log = logging.getLogger(__name__)
 
 
+# Conflicts another transaction caused; the whole transaction can simply run again.
+# SQLite: "database is locked" (a writer upgraded its snapshot too late); MariaDB: 1213
+# deadlock, 1205 lock wait timeout.
+_RETRY_ATTEMPTS = 5
+
+
+def _is_conflict(error: DBAPIError) -> bool:
+    if not isinstance(error, OperationalError):
+        return False
+    code = error.orig.args[0] if error.orig is not None and error.orig.args else None
+    return code in (1213, 1205) or "database is locked" in str(error.orig)
+
+
 def in_transaction(sessionmaker, fn, *args):
-    """Run fn(session, *args) in one transaction, retrying once on a dropped connection."""
-    for attempt in (1, 2):
+    """Run fn(session, *args) in one transaction; run it again after a lost connection or
+    a conflict with another transaction (it was rolled back, so nothing is doubled)."""
+    for attempt in range(1, _RETRY_ATTEMPTS + 1):
         try:
             with sessionmaker.begin() as session:
                 return fn(session, *args)
         except DBAPIError as e:
-            if attempt == 2 or not e.connection_invalidated:
+            retry = e.connection_invalidated or _is_conflict(e)
+            if attempt == _RETRY_ATTEMPTS or not retry:
                 raise
-            log.warning("database connection was lost, retrying once: %s", e.orig)
+            log.warning("database: %s; running the transaction again", e.orig)
+            time.sleep(0.05 * attempt)
 
 
 class DBPool(service.Service):
