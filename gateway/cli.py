@@ -81,6 +81,8 @@ def _parser():
         dest="action", required=True, metavar="ACTION")
     p = token.add_parser("create", help="create an API token and print it once")
     p.add_argument("name")
+    p.add_argument("--user", help="act with this user's role (default: an integration "
+                                   "token with full API access)")
     p.set_defaults(handler=cmd_token_create)
 
     product = sub.add_parser("product", help="the catalogue").add_subparsers(
@@ -273,7 +275,10 @@ def cmd_user_add(cfg, args) -> int:
 def cmd_token_create(cfg, args) -> int:
     from gateway import users
 
-    token = _transaction(cfg, users.create_token, args.name)
+    try:
+        token = _transaction(cfg, users.create_token, args.name, args.user)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
     print(token)
     return 0
 

@@ -81,7 +81,7 @@ CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 @pytest.fixture
 def db(sessionmaker):
-    """A session for arranging data and checking results; rollback() to see the app's."""
+    """A session for arranging data and checking results; expire_all() to see the app's."""
     with sessionmaker() as session:
         yield session
 

@@ -69,9 +69,13 @@ class ApiToken(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(64))
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex
+    # Acts with this user's role; NULL is an integration's token with full API access.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     last_used_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     revoked: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    user: Mapped[User | None] = relationship()
 
 
 class Modem(Base):
@@ -278,6 +282,8 @@ class Call(Base):
     answered_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     ended_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     disposition: Mapped[str | None] = mapped_column(String(32))
+
+    operator: Mapped[User | None] = relationship()
 
 
 class ReplyTemplate(Base):

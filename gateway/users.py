@@ -1,0 +1,141 @@
+"""Operators and API clients: argon2 passwords, login lockout, hashed API tokens, audit rows.
+
+Every function works inside the caller's session and leaves the commit to the caller, so
+a change and its audit row land in one transaction.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import secrets
+
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError
+from sqlalchemy import select
+
+from gateway.db.models import ApiToken, AuditLog, User, utcnow
+
+ROLES = ("admin", "supervisor", "operator", "sales", "viewer")
+MIN_PASSWORD = 8
+MAX_FAILED_LOGINS = 5
+LOCKOUT = dt.timedelta(minutes=15)
+# last_used_at is only a hint for the admin; writing it on every API call would make
+# each read a write, so it is refreshed at most once a minute.
+TOKEN_TOUCH_INTERVAL = dt.timedelta(minutes=1)
+
+_hasher = PasswordHasher()
+# Verified against when the name is unknown, so a wrong name costs as long as a wrong
+# password and the response time does not tell which names exist.
+_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+
+
+def generate_password() -> str:
+    """A random 16-character password for a new account, shown to the admin once."""
+    return secrets.token_urlsafe(12)
+
+
+def create_user(session, name: str, role: str, password: str) -> User:
+    """Add an account; ValueError with a sentence when the name, role or password is wrong."""
+    name = (name or "").strip()
+    if not name:
+        raise ValueError("the user name is empty; choose a name such as 'ani'")
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+    if len(password or "") < MIN_PASSWORD:
+        raise ValueError(f"the password is too short; use at least {MIN_PASSWORD} characters")
+    if session.scalar(select(User.id).where(User.name == name)) is not None:
+        raise ValueError(f"a user named {name!r} already exists; choose another name")
+    user = User(name=name, role=role, password_hash=_hasher.hash(password), active=True,
+                failed_logins=0)
+    session.add(user)
+    session.flush()
+    return user
+
+
+def set_password(user: User, password: str) -> None:
+    if len(password or "") < MIN_PASSWORD:
+        raise ValueError(f"the password is too short; use at least {MIN_PASSWORD} characters")
+    user.password_hash = _hasher.hash(password)
+
+
+def is_locked(user: User | None, now: dt.datetime) -> bool:
+    """True while too many failed logins keep this account shut."""
+    return user is not None and user.locked_until is not None and user.locked_until > now
+
+
+def authenticate(session, name: str, password: str, now: dt.datetime) -> User | None:
+    """The active user with this name and password, or None.
+
+    Five failures in a row lock the account for 15 minutes; while it is locked even the
+    right password is refused. A success clears the count.
+    """
+    user = session.scalar(select(User).where(User.name == (name or "").strip()))
+    if user is None or not user.active:
+        _verify(_DUMMY_HASH, password)
+        return None
+    if is_locked(user, now):
+        return None
+    if not _verify(user.password_hash, password):
+        user.failed_logins = (user.failed_logins or 0) + 1
+        if user.failed_logins >= MAX_FAILED_LOGINS:
+            user.locked_until = now + LOCKOUT
+            # After the lock runs out the user gets a fresh five tries, not one.
+            user.failed_logins = 0
+        return None
+    user.failed_logins = 0
+    user.locked_until = None
+    if _hasher.check_needs_rehash(user.password_hash):
+        user.password_hash = _hasher.hash(password)
+    return user
+
+
+def _verify(password_hash: str, password: str) -> bool:
+    try:
+        return _hasher.verify(password_hash, password or "")
+    except (VerificationError, InvalidHashError):
+        return False
+
+
+def _token_hash(raw: str) -> str:
+    # A token is 256 random bits, so a fast hash is enough: nobody can guess one back.
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create_token(session, name: str, user_name: str | None = None) -> str:
+    """A new API token named `name`, acting as `user_name` if given (else with full API
+    access, for an integration); the raw value is returned once and never stored."""
+    user_id = None
+    if user_name is not None:
+        user = session.scalar(select(User).where(User.name == user_name))
+        if user is None:
+            raise ValueError(f"there is no user {user_name!r}; add one with `helpdesk user add`")
+        user_id = user.id
+    raw = secrets.token_urlsafe(32)
+    session.add(ApiToken(name=name, token_hash=_token_hash(raw), revoked=False,
+                         user_id=user_id))
+    session.flush()
+    return raw
+
+
+def find_token(session, raw: str, now: dt.datetime | None = None) -> ApiToken | None:
+    """The live (not revoked) token with this raw value, or None."""
+    if not raw:
+        return None
+    token = session.scalar(select(ApiToken).where(ApiToken.token_hash == _token_hash(raw),
+                                                  ApiToken.revoked.is_(False)))
+    if token is not None:
+        now = now or utcnow()
+        if token.last_used_at is None or now - token.last_used_at >= TOKEN_TOUCH_INTERVAL:
+            token.last_used_at = now
+    return token
+
+
+def audit(session, user_id, action: str, target_type=None, target_id=None, detail=None) -> AuditLog:
+    """Record who changed what; `detail` is any JSON-able value, stored as JSON text."""
+    row = AuditLog(user_id=user_id, action=action, target_type=target_type,
+                   target_id=target_id, created_at=utcnow(),
+                   detail=None if detail is None else json.dumps(detail, ensure_ascii=False,
+                                                                 default=str))
+    session.add(row)
+    return row

@@ -1,0 +1,64 @@
+"""The operator UI and the JSON API: a Flask app the daemon mounts in Twisted.
+
+The daemon builds the configuration and the sessionmaker; this package only serves
+requests, one database session per request.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Callable
+
+from flask import Flask
+from flask_wtf.csrf import CSRFProtect
+
+from gateway.config import Config
+
+
+@dataclass(frozen=True)
+class Helpdesk:
+    """What the views need from the daemon, kept in app.extensions['helpdesk']."""
+    config: Config
+    sessionmaker: Callable
+    on_queued: Callable[[int], None] | None = None
+
+
+def create_app(config: Config, sessionmaker, *, secret_key: bytes, on_queued=None,
+               test_config=None) -> Flask:
+    """Build the app; `on_queued(message_id)` is called after a reply is committed."""
+    app = Flask(__name__)
+    app.config.from_mapping(
+        SECRET_KEY=secret_key,
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=12),
+        WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session, a whole shift
+    )
+    if test_config:
+        app.config.update(test_config)
+    app.extensions["helpdesk"] = Helpdesk(config, sessionmaker, on_queued)
+    app.json.sort_keys = False  # keep the contract's field order, easier to read
+
+    from . import api, auth, db, errors, tickets
+
+    csrf = CSRFProtect(app)
+    csrf.exempt(api.bp)  # the API authenticates with Bearer tokens, not cookies
+    app.teardown_appcontext(db.close_db)
+    app.jinja_env.filters["when"] = tickets.local_time
+    app.register_blueprint(auth.bp)
+    app.register_blueprint(tickets.bp)
+    app.register_blueprint(api.bp)
+    errors.register(app)
+    app.after_request(_security_headers)
+    return app
+
+
+def _security_headers(response):
+    # Defence in depth behind autoescaping: no script but our own file may run, and no
+    # other site may frame the UI to trick a click.
+    response.headers.setdefault(
+        "Content-Security-Policy",
+        "default-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'")
+    response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    response.headers.setdefault("Referrer-Policy", "same-origin")
+    return response

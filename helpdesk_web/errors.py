@@ -1,0 +1,36 @@
+"""Error pages for people, JSON errors for the API; never a stack trace to either."""
+from __future__ import annotations
+
+from flask import jsonify, render_template, request
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+SERVER_ERROR = "the server had a problem with this request; it is logged, please try again"
+
+
+def _wants_json() -> bool:
+    return request.path.startswith("/api/")
+
+
+def register(app):
+    @app.errorhandler(CSRFError)
+    def csrf_error(error):
+        message = ("Formulir ini sudah kedaluwarsa atau tidak sah; muat ulang halaman lalu "
+                   "coba lagi. (The form expired or is not valid: reload the page and retry.)")
+        return render_template("error.html", code=400, message=message), 400
+
+    # One handler for every HTTP error, 500 included (Flask turns an unhandled exception
+    # into InternalServerError after logging it).
+    @app.errorhandler(HTTPException)
+    def http_error(error):
+        code = error.code or 500
+        message = SERVER_ERROR if code >= 500 else error.description
+        if _wants_json():
+            response = jsonify(error=message)
+            if code == 401:
+                response.headers["WWW-Authenticate"] = 'Bearer realm="helpdesk"'
+        else:
+            response = app.make_response(render_template("error.html", code=code,
+                                                          message=message))
+        response.status_code = code
+        return response

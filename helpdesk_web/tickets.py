@@ -1,0 +1,170 @@
+"""The operator's screens: the ticket list, one ticket's conversation, reply and status."""
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from sqlalchemy import func, or_, select
+from sqlalchemy.orm import joinedload
+
+from gateway.db.models import (OPEN_TICKET_STATUSES, Contact, Message, Ticket, TicketEvent,
+                               User, utcnow)
+from gateway.outbox_store import OutboxError, queue_message
+from gateway.phone import is_reachable, normalise
+from gateway.users import audit
+
+from .auth import WRITERS, login_required
+from .db import get_db, helpdesk, notify_queued
+
+bp = Blueprint("tickets", __name__)
+
+STATUSES = ("new", "open", "pending", "resolved", "closed")
+KINDS = ("order", "complaint", "payment", "question", "call")
+PAGE = 50
+CONVERSATION = 500  # newest messages shown on a ticket page
+
+
+def local_time(value: dt.datetime | None) -> str:
+    """Naive UTC from the database in the server's own time zone (WIB on a shop's PC)."""
+    if value is None:
+        return ""
+    return value.replace(tzinfo=dt.timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M")
+
+
+@bp.route("/")
+@login_required
+def index():
+    status = request.args.get("status", "active")
+    kind = request.args.get("kind", "")
+    q = request.args.get("q", "").strip()
+    before = request.args.get("before", type=int)
+
+    query = (select(Ticket).options(joinedload(Ticket.contact), joinedload(Ticket.assignee))
+             .order_by(Ticket.id.desc()).limit(PAGE + 1))
+    if status == "active":
+        query = query.where(Ticket.status.in_(OPEN_TICKET_STATUSES))
+    elif status in STATUSES:
+        query = query.where(Ticket.status == status)
+    if kind in KINDS:
+        query = query.where(Ticket.kind == kind)
+    if q:
+        query = query.where(_search(q))
+    if before is not None:
+        query = query.where(Ticket.id < before)
+
+    db = get_db()
+    tickets = db.scalars(query).all()
+    older = tickets[PAGE - 1].id if len(tickets) > PAGE else None
+    tickets = tickets[:PAGE]
+    last_message = dict(db.execute(
+        select(Message.ticket_id, func.max(Message.created_at))
+        .where(Message.ticket_id.in_([t.id for t in tickets]))
+        .group_by(Message.ticket_id)).all()) if tickets else {}
+    return render_template("tickets/list.html", tickets=tickets, last_message=last_message,
+                           status=status, kind=kind, q=q, older=older, before=before,
+                           statuses=STATUSES, kinds=KINDS)
+
+
+def _search(q: str):
+    """A phone number in any spelling finds its contact; anything else searches text."""
+    phone = normalise(q, helpdesk().config.country)
+    if phone:
+        return Ticket.contact_id.in_(select(Contact.id).where(Contact.phone == phone))
+    conditions = [
+        Ticket.subject.contains(q, autoescape=True),
+        Ticket.contact_id.in_(select(Contact.id).where(Contact.name.contains(q, autoescape=True))),
+        Ticket.id.in_(select(Message.ticket_id).where(Message.text.contains(q, autoescape=True))),
+    ]
+    if q.lstrip("#").isdigit():  # a ticket number, as the customer quotes it
+        conditions.append(Ticket.id == int(q.lstrip("#")))
+    return or_(*conditions)
+
+
+def _ticket_or_404(db, ticket_id: int) -> Ticket:
+    ticket = db.get(Ticket, ticket_id)
+    if ticket is None:
+        abort(404, f"there is no ticket {ticket_id}")
+    return ticket
+
+
+@bp.route("/tickets/<int:ticket_id>")
+@login_required
+def view(ticket_id):
+    db = get_db()
+    return _render_ticket(db, _ticket_or_404(db, ticket_id))
+
+
+def _render_ticket(db, ticket: Ticket, reply_text: str = ""):
+    messages = db.scalars(select(Message).where(Message.ticket_id == ticket.id)
+                          .order_by(Message.id.desc()).limit(CONVERSATION)).all()[::-1]
+    events = db.scalars(select(TicketEvent).where(TicketEvent.ticket_id == ticket.id)
+                        .order_by(TicketEvent.id)).all()
+    user_ids = {m.user_id for m in messages} | {e.user_id for e in events}
+    user_ids.discard(None)
+    names = dict(db.execute(select(User.id, User.name).where(User.id.in_(user_ids))).all()) \
+        if user_ids else {}
+    return render_template("tickets/ticket.html", ticket=ticket, messages=messages,
+                           events=events, names=names, statuses=STATUSES,
+                           can_write=g.user.role in WRITERS, reply_text=reply_text,
+                           reachable=is_reachable(ticket.contact.phone))
+
+
+@bp.route("/tickets/<int:ticket_id>/reply", methods=("POST",))
+@login_required(roles=WRITERS)
+def reply(ticket_id):
+    db = get_db()
+    ticket = _ticket_or_404(db, ticket_id)
+    # Browsers send CRLF from a textarea; on a phone each \r would cost a character.
+    text = request.form.get("text", "").replace("\r\n", "\n").strip()
+    if not is_reachable(ticket.contact.phone):
+        flash(f"{ticket.contact.phone} tidak bisa menerima SMS (not a phone number).", "error")
+        return _render_ticket(db, ticket, text), 400
+    # Answer through the modem the customer wrote to, where the number knows us.
+    modem = db.scalar(select(Message.modem).where(Message.ticket_id == ticket.id,
+                                                  Message.direction == "in")
+                      .order_by(Message.id.desc()).limit(1))
+    try:
+        message = queue_message(db, ticket.contact.phone, text, ticket_id=ticket.id,
+                                user_id=g.user.id, contact_id=ticket.contact_id, modem=modem)
+    except OutboxError as e:
+        db.rollback()
+        flash(f"Balasan tidak dikirim: {e}. (The reply was not queued.)", "error")
+        return _render_ticket(db, ticket, text), 400
+    db.add(TicketEvent(ticket_id=ticket.id, kind="message_out", message_id=message.id,
+                       user_id=g.user.id, created_at=utcnow()))
+    if ticket.status == "new":  # someone has picked it up
+        _change_status(db, ticket, "open")
+    audit(db, g.user.id, "ticket.reply", "ticket", ticket.id, {"message_id": message.id})
+    db.commit()
+    notify_queued(message.id)
+    flash("Balasan masuk antrean kirim. (Reply queued.)", "ok")
+    return redirect(url_for("tickets.view", ticket_id=ticket.id, _anchor="reply"))
+
+
+@bp.route("/tickets/<int:ticket_id>/status", methods=("POST",))
+@login_required(roles=WRITERS)
+def set_status(ticket_id):
+    db = get_db()
+    ticket = _ticket_or_404(db, ticket_id)
+    status = request.form.get("status", "")
+    if status not in STATUSES:
+        abort(400, f"unknown status {status!r}; choose one of {', '.join(STATUSES)}")
+    if status != ticket.status:
+        _change_status(db, ticket, status)
+        db.commit()
+        flash(f"Status: {status}.", "ok")
+    return redirect(url_for("tickets.view", ticket_id=ticket.id))
+
+
+def _change_status(db, ticket: Ticket, status: str) -> None:
+    """Move the ticket, with a timeline event and an audit row, by the current user."""
+    old, ticket.status = ticket.status, status
+    if status in ("resolved", "closed"):
+        ticket.closed_at = ticket.closed_at or utcnow()
+    else:
+        ticket.closed_at = None
+    detail = {"from": old, "to": status}
+    db.add(TicketEvent(ticket_id=ticket.id, kind="status", user_id=g.user.id,
+                       detail=json.dumps(detail), created_at=utcnow()))
+    audit(db, g.user.id, "ticket.status", "ticket", ticket.id, detail)

@@ -1,0 +1,84 @@
+"""A real browser (Debian's chromium, headless) logs in, opens a ticket and replies.
+
+No skip: on a machine without chromium this test fails and says what to install.
+"""
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from gateway.db.models import Message
+
+from conftest import PASSWORD
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+
+
+@pytest.fixture
+def live_server(app):
+    """The app on a free port of 127.0.0.1, served from a thread."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    for path in (CHROMIUM, CHROMEDRIVER):
+        assert os.path.exists(path), f"{path} is missing: apt-get install chromium chromium-driver"
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu",
+                "--disable-background-networking", f"--user-data-dir={tmp_path / 'chromium'}"):
+        options.add_argument(arg)
+    # An explicit driver path, so selenium-manager never tries to download one.
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()
+
+
+def test_operator_replies_to_a_ticket_in_a_real_browser(live_server, browser, db,
+                                                        make_user, make_ticket, queued):
+    make_user("ani", "operator")
+    ticket = make_ticket(text="Paket saya belum datang <b>tolong</b>")
+
+    browser.get(live_server + "/")
+    assert "/login" in browser.current_url
+    browser.find_element(By.NAME, "name").send_keys("ani")
+    browser.find_element(By.NAME, "password").send_keys(PASSWORD)
+    browser.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
+    WebDriverWait(browser, 10).until(EC.presence_of_element_located((By.CSS_SELECTOR,
+                                                                     "table.tickets")))
+
+    browser.find_element(By.LINK_TEXT, f"#{ticket.number}").click()
+    conversation = WebDriverWait(browser, 10).until(
+        EC.presence_of_element_located((By.CSS_SELECTOR, ".conversation")))
+    assert "Paket saya belum datang <b>tolong</b>" in conversation.text  # shown as text
+
+    reply = "Mohon maaf, paket dikirim hari ini."
+    browser.find_element(By.NAME, "text").send_keys(reply)
+    browser.find_element(By.CSS_SELECTOR, "form.reply button[type=submit]").click()
+    WebDriverWait(browser, 10).until(
+        EC.presence_of_element_located((By.CSS_SELECTOR, ".msg.out")))
+
+    shown = browser.find_element(By.CSS_SELECTOR, ".msg.out").text
+    assert reply in shown and "queued" in shown
+    db.expire_all()
+    out = db.scalar(select(Message).where(Message.direction == "out"))
+    assert (out.text, out.ticket_id, out.status, out.number) == (
+        reply, ticket.id, "queued", "+6281234567890")
+    assert queued == [out.id]

@@ -1,0 +1,192 @@
+"""The operator UI: login and lockout, roles, CSRF, escaping, replying, status changes."""
+from __future__ import annotations
+
+import json
+
+from sqlalchemy import select
+
+from gateway.db.models import AuditLog, Message, Ticket, TicketEvent, User
+
+from conftest import PASSWORD
+
+
+def page(response) -> str:
+    return response.get_data(as_text=True)
+
+
+# --- login ---------------------------------------------------------------------------
+
+def test_pages_need_a_login(client, make_ticket):
+    ticket = make_ticket()
+    for path in ("/", f"/tickets/{ticket.id}"):
+        response = client.get(path)
+        assert response.status_code == 302 and "/login" in response.location
+
+
+def test_login_and_logout(client, auth):
+    response = auth.login()
+    assert response.status_code == 302 and response.location == "/"
+    assert "operator (operator)" in page(client.get("/"))
+    auth.logout()
+    assert client.get("/").status_code == 302
+
+
+def test_failed_login_shows_a_generic_message(client, auth, make_user):
+    make_user("ani")
+    for name, password in (("ani", "salah-salah"), ("nobody", PASSWORD)):
+        response = client.post("/login", data={"name": name, "password": password,
+                                               "csrf_token": auth.csrf_token()})
+        assert response.status_code == 401
+        assert "Nama atau kata sandi salah" in page(response)
+        assert "dikunci" not in page(response)
+
+
+def test_five_failed_logins_lock_the_account(client, auth, db, make_user):
+    make_user("ani")
+    for _ in range(5):
+        client.post("/login", data={"name": "ani", "password": "salah-salah",
+                                    "csrf_token": auth.csrf_token()})
+    response = auth.login("ani")  # the right password, too late
+    assert response.status_code == 401
+    assert "dikunci" in page(response) and "locked" in page(response)
+    assert client.get("/").status_code == 302
+    user = db.scalar(select(User).where(User.name == "ani"))
+    assert user.locked_until is not None
+
+
+def test_login_does_not_redirect_to_another_site(client, auth, make_user):
+    make_user("ani")
+    response = client.post("/login?next=//evil.example/x",
+                           data={"name": "ani", "password": PASSWORD,
+                                 "csrf_token": auth.csrf_token()})
+    assert response.location == "/"
+
+
+def test_login_without_csrf_token_is_refused(client, make_user):
+    make_user("ani")
+    response = client.post("/login", data={"name": "ani", "password": PASSWORD})
+    assert response.status_code == 400
+    assert client.get("/").status_code == 302
+
+
+# --- ticket list ---------------------------------------------------------------------
+
+def test_ticket_list_shows_number_contact_kind_status(client, auth, make_ticket):
+    ticket = make_ticket(name="Budi Santoso", kind="complaint")
+    auth.login()
+    html = page(client.get("/"))
+    for expected in (f"#{ticket.number}", "+6281234567890", "Budi Santoso", "complaint", "new"):
+        assert expected in html
+
+
+def test_ticket_list_filters_and_search(client, auth, make_ticket):
+    order = make_ticket(kind="order", text="PESAN KP01 2")
+    other = make_ticket(phone="+6285711112222", kind="complaint", status="pending",
+                        text="Kopi basi")
+    closed = make_ticket(phone="+6285733334444", status="closed", text="terima kasih")
+    auth.login()
+
+    def shown(query):
+        html = page(client.get("/" + query))
+        return {t.id for t in (order, other, closed) if f'href="/tickets/{t.id}"' in html}
+
+    assert shown("") == {order.id, other.id}  # open work by default
+    assert shown("?status=all") == {order.id, other.id, closed.id}
+    assert shown("?status=closed") == {closed.id}
+    assert shown("?kind=complaint") == {other.id}
+    assert shown("?q=0857-1111-2222") == {other.id}  # a phone, as a person types it
+    assert shown("?q=basi") == {other.id}  # text of a message
+    assert shown(f"?status=all&q=%23{closed.id}") >= {closed.id}  # a ticket number
+
+
+# --- ticket page ---------------------------------------------------------------------
+
+def test_hostile_sms_text_is_escaped(client, auth, make_ticket):
+    ticket = make_ticket(text="<script>alert(1)</script>", name="<b>Budi</b>")
+    auth.login()
+    html = page(client.get(f"/tickets/{ticket.id}"))
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<script>alert(1)" not in html
+    assert "<b>Budi</b>" not in html
+    assert "<b>Budi</b>" not in page(client.get("/?q=Budi"))
+
+
+def test_reply_queues_an_outbound_message(client, auth, db, make_ticket, queued):
+    ticket = make_ticket()
+    auth.login()
+    response = auth.post(f"/tickets/{ticket.id}/reply", {"text": "Baik,\r\nkami cek dulu."})
+    assert response.status_code == 302
+
+    db.expire_all()
+    out = db.scalar(select(Message).where(Message.direction == "out"))
+    assert (out.number, out.text, out.status, out.ticket_id, out.contact_id, out.modem) == (
+        "+6281234567890", "Baik,\nkami cek dulu.", "queued", ticket.id, ticket.contact_id,
+        "modem1")
+    operator = db.scalar(select(User).where(User.name == "operator"))
+    assert out.user_id == operator.id
+    assert queued == [out.id]
+    ticket = db.get(Ticket, ticket.id)
+    assert ticket.first_response_at is not None
+    assert ticket.status == "open"
+    kinds = db.scalars(select(TicketEvent.kind).where(TicketEvent.ticket_id == ticket.id)).all()
+    assert "message_out" in kinds
+    assert db.scalar(select(AuditLog).where(AuditLog.action == "ticket.reply")) is not None
+
+    html = page(client.get(response.location))
+    assert "kami cek dulu." in html and "queued" in html
+
+
+def test_reply_without_csrf_token_is_refused(client, auth, db, make_ticket, queued):
+    ticket = make_ticket()
+    auth.login()
+    response = client.post(f"/tickets/{ticket.id}/reply", data={"text": "Halo"})
+    assert response.status_code == 400
+    db.expire_all()
+    assert db.scalar(select(Message).where(Message.direction == "out")) is None
+    assert queued == []
+
+
+def test_empty_reply_is_refused_and_nothing_queued(client, auth, db, make_ticket):
+    ticket = make_ticket()
+    auth.login()
+    response = auth.post(f"/tickets/{ticket.id}/reply", {"text": "   "})
+    assert response.status_code == 400
+    assert "tidak dikirim" in page(response)
+    assert db.scalar(select(Message).where(Message.direction == "out")) is None
+
+
+def test_viewer_can_read_but_not_reply_or_change_status(client, auth, db, make_ticket):
+    ticket = make_ticket()
+    auth.login("lihat", role="viewer")
+    html = page(client.get(f"/tickets/{ticket.id}"))
+    assert "pesanan saya belum sampai" in html
+    assert "/reply" not in html
+    assert auth.post(f"/tickets/{ticket.id}/reply", {"text": "Halo"}).status_code == 403
+    assert auth.post(f"/tickets/{ticket.id}/status", {"status": "closed"}).status_code == 403
+    db.expire_all()
+    assert db.scalar(select(Message).where(Message.direction == "out")) is None
+    assert db.get(Ticket, ticket.id).status == "new"
+
+
+def test_status_change_is_recorded(client, auth, db, make_ticket):
+    ticket = make_ticket()
+    auth.login("ketua", role="supervisor")
+    assert auth.post(f"/tickets/{ticket.id}/status", {"status": "resolved"}).status_code == 302
+    db.expire_all()
+    ticket = db.get(Ticket, ticket.id)
+    assert ticket.status == "resolved" and ticket.closed_at is not None
+    event = db.scalar(select(TicketEvent).where(TicketEvent.kind == "status"))
+    assert json.loads(event.detail) == {"from": "new", "to": "resolved"}
+    audit = db.scalar(select(AuditLog).where(AuditLog.action == "ticket.status"))
+    assert audit.target_id == ticket.id
+    assert auth.post(f"/tickets/{ticket.id}/status", {"status": "bogus"}).status_code == 400
+
+
+def test_unknown_ticket_is_404(client, auth):
+    auth.login()
+    assert client.get("/tickets/12345").status_code == 404
+
+
+def test_pages_forbid_foreign_scripts(client, auth):
+    auth.login()
+    assert "default-src 'self'" in client.get("/").headers["Content-Security-Policy"]
