@@ -222,9 +222,14 @@ def cmd_demo(args) -> int:
           f"{_demo_password()}")
     for modem in cfg.modems:
         if modem.is_dummy:
-            print(f"helpdesk: send a text with: helpdesk --config {path} sim inject "
+            print(f"helpdesk: send a text with: {_me()} --config {path} sim inject "
                   f"--modem {modem.name} 081234567890 \"KOMPLAIN pulsa belum masuk\"")
     return cmd_run(cfg, args)
+
+
+def _me() -> str:
+    """How the user called us, so a printed command can be pasted as it is."""
+    return sys.argv[0] if os.sep in sys.argv[0] else "helpdesk"
 
 
 def _demo_password() -> str:

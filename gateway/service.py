@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+import os
 
 from twisted.application import internet, service
 from twisted.internet import endpoints
@@ -71,6 +72,9 @@ def make_service(config, reactor, with_modems=True) -> service.MultiService:
     db.setServiceParent(top)  # first in, last out
     dispatcher = None
     if with_modems:
+        for modem in config.modems:
+            if modem.is_dummy:  # a simulated modem is a directory Gammu fills in at Init
+                os.makedirs(modem.gammu["Device"], exist_ok=True)
         workers = [ModemWorker(m, reactor) for m in config.modems]
         for worker in workers:
             worker.setServiceParent(top)
