@@ -57,6 +57,8 @@ class Config:
     poll_interval: float = 1.0
     multipart_timeout: float = 600.0
     send_attempts: int = 5
+    bank_accounts: tuple[str, ...] = ()
+    unique_code_max: int = 999
     modems: tuple[ModemConfig, ...] = field(default_factory=tuple)
 
     def modem(self, name: str) -> ModemConfig:
@@ -98,6 +100,12 @@ def _db_url(value):
     return None
 
 
+def _accounts(value):
+    if not all(isinstance(v, str) and v.strip() for v in value):
+        return 'must be a list of strings, like ["BCA 1234567890 a.n. Toko Maju"]'
+    return None
+
+
 SCHEMA = {
     "database": {"url": ("database_url", str, _db_url)},
     "web": {"listen": ("web_listen", str, _listen), "secret_file": ("secret_file", str, None)},
@@ -108,6 +116,10 @@ SCHEMA = {
         "poll_interval": ("poll_interval", (int, float), _positive),
         "multipart_timeout": ("multipart_timeout", (int, float), _positive),
         "send_attempts": ("send_attempts", int, _positive),
+    },
+    "payments": {
+        "accounts": ("bank_accounts", list, _accounts),
+        "unique_code_max": ("unique_code_max", int, _positive),
     },
 }
 AMI_KEYS = {"host": str, "port": int, "username": str, "secret": str}
@@ -169,7 +181,11 @@ def parse(data: dict, path: str = "(config)") -> Config:
             problem = check(value) if check else None
             if problem:
                 raise ConfigError(path, name, problem)
-            values[attr] = float(value) if kind == (int, float) else value
+            if kind == (int, float):
+                value = float(value)
+            elif kind is list:
+                value = tuple(value)
+            values[attr] = value
     if "country" in values:
         values["country"] = values["country"].upper()
     values["modems"] = _parse_modems(data.get("modem", []), path)
@@ -179,7 +195,7 @@ def parse(data: dict, path: str = "(config)") -> Config:
 def _kind_name(kind):
     if kind == (int, float):
         return "a number"
-    return {str: "a string", int: "a whole number"}[kind]
+    return {str: "a string", int: "a whole number", list: "a list"}[kind]
 
 
 def _parse_ami(body, path):

@@ -84,7 +84,7 @@ class InboundPoller(service.Service):
         if not parts:
             return more
         result = yield self.db.run(inbound_store.store_batch, self.worker.name, parts,
-                                   self.config.country, self.config.language, utcnow(self.clock))
+                                   self.config, utcnow(self.clock))
         # Committed: only now may the SIM copies go.
         if _KILL_AFTER_COMMIT:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -115,8 +115,8 @@ class MultipartSweeper(service.Service):
     @defer.inlineCallbacks
     def sweep(self):
         try:
-            filed = yield self.db.run(inbound_store.finish_expired, self.config.multipart_timeout,
-                                      self.config.country, self.config.language, utcnow(self.clock))
+            filed = yield self.db.run(inbound_store.finish_expired, self.config,
+                                      utcnow(self.clock))
             if filed:
                 log.info("filed %d incomplete multipart texts after their timeout", len(filed))
         except Exception:

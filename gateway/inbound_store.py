@@ -56,9 +56,10 @@ class StoreResult:
     messages: list[int]   # ids of the whole messages this batch completed
 
 
-def store_batch(session, modem: str, parts: list[RawPart], region: str, language: str,
+def store_batch(session, modem: str, parts: list[RawPart], config,
                 now: dt.datetime | None = None) -> StoreResult:
-    """Store parts read from `modem`; file every text they complete."""
+    """Store parts read from `modem`; file every text they complete (`config` gives the
+    region for numbers, the reply language and the order settings)."""
     now = now or utcnow()
     keys = {p.dedupe_key: p for p in parts}
     known = set(session.scalars(select(MessagePart.dedupe_key)
@@ -68,7 +69,7 @@ def store_batch(session, modem: str, parts: list[RawPart], region: str, language
         if key in known:
             continue  # stored before a crash or a failed delete: only delete it again
         if part.status_report:
-            _store_report(session, modem, part, key, region, now)
+            _store_report(session, modem, part, key, config.country, now)
             continue
         stored = MessagePart(dedupe_key=key, modem=modem, sender=part.sender,
                              part_number=part.part_number, part_count=part.part_count,
@@ -81,24 +82,23 @@ def store_batch(session, modem: str, parts: list[RawPart], region: str, language
                 groups.append(stored.group_key)
         else:
             session.add(stored)
-            completed.append(_file(session, modem, [stored], 1, region, language, now))
+            completed.append(_file(session, modem, [stored], 1, config, now))
     session.flush()
     for group in groups:
         waiting = _waiting_parts(session, group)
         count = waiting[0].part_count
         if len({p.part_number for p in waiting}) >= count:
-            completed.append(_file(session, modem, waiting, count, region, language, now))
+            completed.append(_file(session, modem, waiting, count, config, now))
     if completed:
         session.execute(update(Modem).where(Modem.name == modem).values(
             received_count=Modem.received_count + len(completed)))
     return StoreResult(deletable=[p.location for p in parts], messages=completed)
 
 
-def finish_expired(session, timeout: float, region: str, language: str,
-                   now: dt.datetime | None = None) -> list[int]:
+def finish_expired(session, config, now: dt.datetime | None = None) -> list[int]:
     """File multipart texts whose missing parts did not come in time, marked incomplete."""
     now = now or utcnow()
-    cutoff = now - dt.timedelta(seconds=timeout)
+    cutoff = now - dt.timedelta(seconds=config.multipart_timeout)
     expired = session.execute(
         select(MessagePart.group_key, MessagePart.modem)
         .where(MessagePart.message_id.is_(None), MessagePart.group_key.is_not(None))
@@ -107,7 +107,7 @@ def finish_expired(session, timeout: float, region: str, language: str,
     filed = []
     for group, modem in expired:
         waiting = _waiting_parts(session, group)
-        filed.append(_file(session, modem, waiting, waiting[0].part_count, region, language, now))
+        filed.append(_file(session, modem, waiting, waiting[0].part_count, config, now))
     return filed
 
 
@@ -122,7 +122,7 @@ def _waiting_parts(session, group: str) -> list[MessagePart]:
         .order_by(MessagePart.part_number, MessagePart.id)))
 
 
-def _file(session, modem, parts, count, region, language, now) -> int:
+def _file(session, modem, parts, count, config, now) -> int:
     """Join parts into one inbound message and let the helpdesk act on it."""
     by_number = {}
     for part in parts:
@@ -141,7 +141,7 @@ def _file(session, modem, parts, count, region, language, now) -> int:
     # that cannot be paired becomes U+FFFD rather than making the text unstorable.
     text = b"".join(chunks).decode("utf-16-be", "replace").strip() or "(empty SMS)"
     first = parts[0]
-    number = normalise(first.sender, region) or first.sender
+    number = normalise(first.sender, config.country) or first.sender
     message = Message(direction="in", number=number, text=text, status="received",
                       incomplete=missing, modem=modem, smsc_time=first.smsc_time,
                       created_at=now)
@@ -149,7 +149,7 @@ def _file(session, modem, parts, count, region, language, now) -> int:
     session.flush()
     for part in parts:
         part.message_id = message.id
-    tickets.receive(session, message, language)
+    tickets.receive(session, message, config)
     return message.id
 
 

@@ -212,8 +212,10 @@ def _read_inbox(machine, limit):
             return parts, False
         location = entries[0]["Location"]
         for sms in entries:
-            if sms.get("InboxFolder") is False:
-                continue  # sent items or drafts kept on the SIM are not customer texts
+            # Sent items or drafts kept on the SIM are not customer texts. The AT driver
+            # gives InboxFolder as 0/1, the dummy driver as a bool.
+            if not sms.get("InboxFolder", True):
+                continue
             parts.append(raw_part(sms))
     return parts, True
 
@@ -224,7 +226,7 @@ def _delete(machine, locations):
         try:
             machine.DeleteSMS(Folder=0, Location=location)
             deleted += 1
-        except gammu.ERR_EMPTY:
+        except (gammu.ERR_EMPTY, gammu.ERR_INVALIDLOCATION):
             pass  # already gone (deleted before a crash): nothing to do
     return deleted
 
@@ -253,15 +255,19 @@ def _send(machine, number, text):
 def _status(machine):
     """Signal, battery, network, operator and IMEI; each read on its own, best effort."""
     readings = {}
-    for key, read in (("signal_percent", lambda: machine.GetSignalQuality()["SignalPercent"]),
-                      ("battery_percent", lambda: machine.GetBatteryCharge()["BatteryPercent"]),
-                      ("network", lambda: machine.GetNetworkInfo()["State"]),
-                      ("operator", lambda: machine.GetNetworkInfo()["NetworkName"]),
-                      ("imei", machine.GetIMEI)):
+    for keys, read in ((("signal_percent",), lambda: [machine.GetSignalQuality()["SignalPercent"]]),
+                       (("battery_percent",), lambda: [machine.GetBatteryCharge()["BatteryPercent"]]),
+                       (("network", "operator"), lambda: _network(machine.GetNetworkInfo())),
+                       (("imei",), lambda: [machine.GetIMEI()])):
         try:
-            readings[key] = read()
+            values = read()
         except LINK_ERRORS:
             raise
         except gammu.GSMError:
-            readings[key] = None
+            values = [None] * len(keys)
+        readings.update(zip(keys, values))
     return readings
+
+
+def _network(info: dict) -> list:
+    return [info.get("State"), info.get("NetworkName")]

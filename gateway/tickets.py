@@ -1,17 +1,24 @@
-"""Contacts and tickets: what a whole inbound text does to the helpdesk.
+"""What a whole inbound text does to the helpdesk: contact, ticket, order, payment, reply.
 
 Runs inside the transaction that stores the text (rule 2 of the design), so a text and
-everything it causes are committed together or not at all.
+everything it causes are committed together or not at all. What the text means comes
+from gateway.reader, a pure function; this module only acts on it.
 """
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
+
 from sqlalchemy import select
 
-from gateway import replies
-from gateway.db.models import (OPEN_TICKET_STATUSES, Contact, Message, Ticket, TicketEvent,
-                               utcnow)
+from gateway import orders, reader, replies
+from gateway.db.models import (OPEN_TICKET_STATUSES, Contact, Message, Order, Product, Ticket,
+                               TicketEvent, utcnow)
 from gateway.outbox_store import queue_message
 from gateway.phone import is_reachable
+
+# The reader's intents as the API names them: START is a registration back in.
+API_INTENT = {"start": "register"}
 
 
 def contact_for(session, phone: str) -> Contact:
@@ -31,31 +38,207 @@ def open_ticket_for(session, contact_id: int) -> Ticket | None:
         .order_by(Ticket.id.desc()).limit(1))
 
 
-def receive(session, message: Message, language: str) -> None:
-    """File an inbound text: on the sender's open ticket, or on a new one with an ack."""
+@dataclass
+class Inbound:
+    """One text being filed, and what the handlers need around it."""
+    session: object
+    message: Message
+    contact: Contact
+    open_ticket: Ticket | None
+    reading: reader.Reading
+    config: object
+
+    @property
+    def language(self) -> str:
+        return self.contact.language or self.config.language
+
+    def reply(self, template: str, ticket: Ticket | None = None, **fields) -> None:
+        """Queue an automatic answer, unless the sender cannot receive one."""
+        if not is_reachable(self.message.number):
+            return
+        text = replies.render(template, self.language, self.session, **fields)
+        queue_message(self.session, self.message.number, text,
+                      ticket_id=ticket.id if ticket else None, contact_id=self.contact.id,
+                      modem=self.message.modem)
+
+    def attach(self, ticket: Ticket, kind: str = "message_in") -> Ticket:
+        self.message.ticket_id = ticket.id
+        ticket.updated_at = utcnow()
+        self.session.add(TicketEvent(ticket_id=ticket.id, kind=kind, message_id=self.message.id))
+        return ticket
+
+    def new_ticket(self, kind: str) -> Ticket:
+        ticket = Ticket(kind=kind, status="new", contact_id=self.contact.id,
+                        subject=" ".join(self.message.text.split())[:200], created_at=utcnow())
+        self.session.add(ticket)
+        self.session.flush()
+        return self.attach(ticket, "created")
+
+    def follow_up(self) -> Ticket:
+        """Add the text to the open ticket (the customer answered: it is open again)."""
+        ticket = self.open_ticket
+        if ticket.status == "pending":
+            ticket.status = "open"
+        return self.attach(ticket)
+
+
+def receive(session, message: Message, config) -> None:
+    """File an inbound text: read it, then act on what it means."""
     contact = contact_for(session, message.number)
     message.contact_id = contact.id
-    ticket = open_ticket_for(session, contact.id)
-    if ticket is not None:
-        message.intent = "reply"
-        message.ticket_id = ticket.id
-        if ticket.status == "pending":  # waiting on the customer, who has now answered
-            ticket.status = "open"
-        ticket.updated_at = utcnow()
-        session.flush()
-        session.add(TicketEvent(ticket_id=ticket.id, kind="message_in", message_id=message.id))
-        return
+    open_ticket = open_ticket_for(session, contact.id)
+    context = reader.Context(
+        has_open_ticket=open_ticket is not None,
+        open_order_numbers=tuple(o.number for o in orders.open_orders(session, contact.id)),
+        product_codes=frozenset(session.scalars(
+            select(Product.code).where(Product.active.is_(True)))))
+    reading = reader.read(message.text, context)
+    message.intent = API_INTENT.get(reading.intent, reading.intent)
+    inbound = Inbound(session, message, contact, open_ticket, reading, config)
+    HANDLERS.get(reading.intent, _question)(inbound)
 
-    message.intent = "other"
-    ticket = Ticket(kind="question", status="new", contact_id=contact.id,
-                    subject=" ".join(message.text.split())[:200], created_at=utcnow())
-    session.add(ticket)
-    session.flush()
-    message.ticket_id = ticket.id
-    session.add(TicketEvent(ticket_id=ticket.id, kind="created", message_id=message.id))
-    # An alphanumeric sender or a short code cannot receive an answer.
-    if is_reachable(message.number):
-        ack = replies.render("ack_new_ticket", contact.language or language, session,
-                             ticket_number=ticket.number)
-        queue_message(session, message.number, ack, ticket_id=ticket.id,
-                      contact_id=contact.id, modem=message.modem)
+
+def _question(inbound: Inbound) -> None:
+    """A reply on the open ticket, or a new question with an acknowledgement."""
+    if inbound.open_ticket is not None:
+        inbound.message.intent = "reply"
+        inbound.follow_up()
+        return
+    inbound.message.intent = "other"
+    ticket = inbound.new_ticket("question")
+    inbound.reply("ack_new_ticket", ticket, ticket_number=ticket.number)
+
+
+def _complaint(inbound: Inbound) -> None:
+    # Plain words about a problem while a ticket is open are about that ticket; the
+    # keyword KOMPLAIN is a deliberate new complaint.
+    if inbound.open_ticket is not None and not inbound.reading.keyword:
+        ticket = inbound.follow_up()
+        if ticket.kind == "question":
+            ticket.kind = "complaint"
+        return
+    ticket = inbound.new_ticket("complaint")
+    inbound.reply("complaint_ack", ticket, ticket_number=ticket.number)
+
+
+def _order(inbound: Inbound) -> None:
+    reading = inbound.reading
+    ticket = inbound.new_ticket("order")
+    lines = [orders.Line(item.code, item.quantity) for item in reading.items]
+    try:
+        if "unknown_product" in reading.problems and not lines:
+            raise orders.OrderProblem("unknown_product",
+                                      code=_code_written(reading.body, reading.keyword))
+        order = orders.create_order(inbound.session, inbound.contact.id, lines, reading.note,
+                                    inbound.config.unique_code_max, ticket.id,
+                                    inbound.message.id)
+    except orders.OrderProblem as problem:
+        # A person takes it from here; the customer hears why, never silence.
+        inbound.session.add(TicketEvent(ticket_id=ticket.id, kind="note",
+                                        detail=f"order not taken: {problem.reason}"))
+        inbound.reply("order_problem", ticket, problem=problem.reason,
+                      ticket_number=ticket.number, **_problem_fields(problem))
+        return
+    ticket.status = "pending"  # waiting for the customer's payment
+    inbound.reply("order_created", ticket, order_number=order.number, total=order.total,
+                  items=[{"code": i.code, "quantity": i.quantity} for i in order.items],
+                  accounts=list(inbound.config.bank_accounts))
+
+
+def _code_written(text: str, keyword: str | None) -> str:
+    """The product code as the customer wrote it (after PESAN), to say it is unknown."""
+    words = re.split(r"[\s#,.:]+", text.strip().upper())
+    if keyword and words and words[0] == keyword.upper():
+        words = words[1:]
+    word = words[0] if words else ""
+    return word if word.isalnum() and len(word) <= 20 else ""
+
+
+def _problem_fields(problem) -> dict:
+    fields = {"code": "", "stock": 0}
+    fields.update({k: v for k, v in problem.fields.items() if k in ("code", "stock")})
+    return fields
+
+
+def _payment(inbound: Inbound) -> None:
+    reading, session = inbound.reading, inbound.session
+    order, reason = orders.match_order(session, inbound.contact.id, reading.amount,
+                                       reading.order_number)
+    ticket = session.get(Ticket, order.ticket_id) if order and order.ticket_id else None
+    if ticket is not None and ticket.status in OPEN_TICKET_STATUSES:
+        ticket.status = "open"  # sales has something to check now
+        inbound.attach(ticket)
+    else:
+        ticket = inbound.new_ticket("payment")
+    matched = reason in ("matched", "matched_other_sender")
+    orders.record_payment(session, inbound.contact.id, reading.amount, reading.bank,
+                          reading.payer_name, order if matched else None, inbound.message.id)
+    if not matched:
+        session.add(TicketEvent(ticket_id=ticket.id, kind="note",
+                                detail=f"payment not matched to an order: {reason}"))
+    inbound.reply("payment_received", ticket, amount=reading.amount or 0, reason=reason,
+                  order_number=order.number if order else reading.order_number,
+                  expected=order.total if order else 0, ticket_number=ticket.number)
+
+
+def _status(inbound: Inbound) -> None:
+    """The state of the sender's own ticket or order; nobody else's, and no new ticket."""
+    session, reference = inbound.session, inbound.reading.reference
+    found = []
+    if reference and reference.isdigit():
+        ticket = session.get(Ticket, int(reference))
+        order = session.get(Order, int(reference))
+        if order is not None and order.contact_id == inbound.contact.id:
+            found.append(dict(kind="order", number=order.number, status=order.status,
+                              total=order.total))
+        if ticket is not None and ticket.contact_id == inbound.contact.id:
+            found.append(dict(kind="ticket", number=ticket.number, status=ticket.status,
+                              total=0))
+    if inbound.open_ticket is not None:
+        inbound.attach(inbound.open_ticket)
+    if not found:
+        inbound.reply("status_not_found", inbound.open_ticket, reference=reference or "")
+    for answer in found[:2]:
+        inbound.reply("status_reply", inbound.open_ticket, **answer)
+
+
+def _register(inbound: Inbound) -> None:
+    name = (inbound.reading.name or "").strip()[:200]
+    if name:
+        inbound.contact.name = name
+    inbound.contact.opted_out = False
+    if inbound.open_ticket is not None:
+        inbound.attach(inbound.open_ticket)
+    if name:
+        inbound.reply("registered", inbound.open_ticket, name=name)
+    else:
+        inbound.reply("started", inbound.open_ticket)
+
+
+def _help(inbound: Inbound) -> None:
+    if inbound.open_ticket is not None:
+        inbound.attach(inbound.open_ticket)
+    inbound.reply("help", inbound.open_ticket)
+
+
+def _opt(opted_out: bool, template: str):
+    def handler(inbound: Inbound) -> None:
+        inbound.contact.opted_out = opted_out
+        if inbound.open_ticket is not None:
+            inbound.attach(inbound.open_ticket)
+        inbound.reply(template, inbound.open_ticket)
+    return handler
+
+
+HANDLERS = {
+    "order": _order,
+    "payment": _payment,
+    "complaint": _complaint,
+    "status": _status,
+    "register": _register,
+    "start": _opt(False, "started"),
+    "stop": _opt(True, "stopped"),
+    "help": _help,
+    "reply": _question,
+    "other": _question,
+}

@@ -6,6 +6,7 @@ a change and its audit row land in one transaction.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import secrets
@@ -27,7 +28,9 @@ TOKEN_TOUCH_INTERVAL = dt.timedelta(minutes=1)
 _hasher = PasswordHasher()
 # Verified against when the name is unknown, so a wrong name costs as long as a wrong
 # password and the response time does not tell which names exist.
-_DUMMY_HASH = _hasher.hash(secrets.token_urlsafe(16))
+@functools.cache
+def _dummy_hash() -> str:
+    return _hasher.hash(secrets.token_urlsafe(16))  # made on first use, not at import
 
 
 def generate_password() -> str:
@@ -72,7 +75,7 @@ def authenticate(session, name: str, password: str, now: dt.datetime) -> User | 
     """
     user = session.scalar(select(User).where(User.name == (name or "").strip()))
     if user is None or not user.active:
-        _verify(_DUMMY_HASH, password)
+        _verify(_dummy_hash(), password)
         return None
     if is_locked(user, now):
         return None

@@ -46,7 +46,7 @@ def test_text_becomes_ticket_ack_is_sent_and_reply_goes_out(daemon, modem_dir):
                        what="the ticket in the API")
     [ticket] = tickets
     assert ticket["contact"]["phone"] == "+6281234567890"
-    assert ticket["kind"] == "question" and ticket["status"] == "new"
+    assert ticket["kind"] == "complaint" and ticket["status"] == "new"
     assert os.listdir(modem_dir / "sms" / "1") == []
 
     def ack_sent():

@@ -1,7 +1,10 @@
 """Storing parts: dedupe, multipart reassembly in the database, timeouts, contacts, tickets."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+
+import pytest
 
 from sqlalchemy import func, select
 
@@ -17,8 +20,11 @@ def part(text, sender="+6281234567890", location=1, ref=None, number=1, count=1,
                    reference=ref, part_number=number, part_count=count)
 
 
-def store(sessionmaker, parts, now=T0):
-    return in_transaction(sessionmaker, store_batch, "modem1", parts, "ID", "id", now)
+@pytest.fixture
+def store(sessionmaker, config):
+    def store(parts, now=T0):
+        return in_transaction(sessionmaker, store_batch, "modem1", parts, config, now)
+    return store
 
 
 def inbound(sessionmaker):
@@ -33,25 +39,25 @@ def outbound(sessionmaker):
                          .order_by(Message.id)).all()
 
 
-def test_single_text_opens_ticket_and_queues_ack(sessionmaker):
-    result = store(sessionmaker, [part("KOMPLAIN pulsa belum masuk", sender="081234567890")])
+def test_complaint_opens_ticket_and_queues_ack(sessionmaker, store):
+    result = store([part("KOMPLAIN pulsa belum masuk", sender="081234567890")])
     assert result.deletable == [1]
     [message] = inbound(sessionmaker)
     assert message.number == "+6281234567890"
     assert message.text == "KOMPLAIN pulsa belum masuk"
     with sessionmaker() as s:
         ticket = s.get(Ticket, message.ticket_id)
-        assert ticket.kind == "question" and ticket.status == "new"
+        assert ticket.kind == "complaint" and ticket.status == "new"
         assert s.get(Contact, message.contact_id).phone == "+6281234567890"
     [ack] = outbound(sessionmaker)
     assert ack.status == "queued" and ack.number == "+6281234567890"
     assert ack.ticket_id == message.ticket_id
-    assert f"Nomor tiket Anda: {message.ticket_id}" in ack.text
+    assert f"nomor tiket {message.ticket_id}" in ack.text
 
 
-def test_every_form_of_a_number_is_one_contact_and_one_ticket(sessionmaker):
+def test_every_form_of_a_number_is_one_contact_and_one_ticket(sessionmaker, store):
     forms = ["081234567890", "6281234567890", "+62 812-3456-7890", "006281234567890"]
-    store(sessionmaker, [part(f"pesan {i}", sender=n, location=i)
+    store([part(f"halo {i}", sender=n, location=i)
                          for i, n in enumerate(forms)])
     with sessionmaker() as s:
         assert s.scalar(select(func.count()).select_from(Contact)) == 1
@@ -61,34 +67,35 @@ def test_every_form_of_a_number_is_one_contact_and_one_ticket(sessionmaker):
     assert len(outbound(sessionmaker)) == 1  # one acknowledgement, not four
 
 
-def test_english_acknowledgement_when_configured(sessionmaker):
-    in_transaction(sessionmaker, store_batch, "modem1", [part("hello")], "ID", "en", T0)
+def test_english_acknowledgement_when_configured(sessionmaker, config):
+    english = dataclasses.replace(config, language="en")
+    in_transaction(sessionmaker, store_batch, "modem1", [part("hello")], english, T0)
     [ack] = outbound(sessionmaker)
     assert ack.text.startswith("Thank you")
 
 
-def test_reading_the_same_part_again_stores_nothing_new(sessionmaker):
-    store(sessionmaker, [part("halo")])
-    again = store(sessionmaker, [part("halo", location=7)])
+def test_reading_the_same_part_again_stores_nothing_new(sessionmaker, store):
+    store([part("halo")])
+    again = store([part("halo", location=7)])
     assert again.deletable == [7] and again.messages == []
     assert len(inbound(sessionmaker)) == 1
     assert len(outbound(sessionmaker)) == 1
 
 
-def test_alphanumeric_sender_gets_no_reply(sessionmaker):
-    store(sessionmaker, [part("Sisa pulsa Anda Rp 5.000", sender="TELKOMSEL")])
+def test_alphanumeric_sender_gets_no_reply(sessionmaker, store):
+    store([part("Sisa pulsa Anda Rp 5.000", sender="TELKOMSEL")])
     [message] = inbound(sessionmaker)
     assert message.number == "TELKOMSEL" and message.ticket_id is not None
     assert outbound(sessionmaker) == []
 
 
-def test_multipart_in_any_order_across_polls(sessionmaker):
+def test_multipart_in_any_order_across_polls(sessionmaker, store):
     texts = ["satu ", "dua ", "tiga"]
-    store(sessionmaker, [part(texts[2], ref=9, number=3, count=3, location=3)])
+    store([part(texts[2], ref=9, number=3, count=3, location=3)])
     assert inbound(sessionmaker) == []  # waits in the database, not on the SIM
-    result = store(sessionmaker, [part(texts[0], ref=9, number=1, count=3, location=1)])
+    result = store([part(texts[0], ref=9, number=1, count=3, location=1)])
     assert result.deletable == [1] and inbound(sessionmaker) == []
-    store(sessionmaker, [part(texts[1], ref=9, number=2, count=3, location=2)])
+    store([part(texts[1], ref=9, number=2, count=3, location=2)])
     [message] = inbound(sessionmaker)
     assert message.text == "satu dua tiga" and not message.incomplete
     with sessionmaker() as s:
@@ -96,9 +103,9 @@ def test_multipart_in_any_order_across_polls(sessionmaker):
                         .where(MessagePart.message_id == message.id)) == 3
 
 
-def test_two_interleaved_multipart_texts_from_two_senders(sessionmaker):
+def test_two_interleaved_multipart_texts_from_two_senders(sessionmaker, store):
     a, b = "+6281111111111", "+6282222222222"
-    store(sessionmaker, [
+    store([
         part("A1 ", sender=a, ref=5, number=1, count=2, location=1),
         part("B2", sender=b, ref=5, number=2, count=2, location=2),
         part("A2", sender=a, ref=5, number=2, count=2, location=3),
@@ -108,28 +115,28 @@ def test_two_interleaved_multipart_texts_from_two_senders(sessionmaker):
     assert texts == {a: "A1 A2", b: "B1 B2"}
 
 
-def test_emoji_at_a_part_boundary_is_intact(sessionmaker):
-    store(sessionmaker, [part("terima kasih 🙏", ref=1, number=1, count=2, location=1),
+def test_emoji_at_a_part_boundary_is_intact(sessionmaker, store):
+    store([part("terima kasih 🙏", ref=1, number=1, count=2, location=1),
                          part("😀 sampai jumpa", ref=1, number=2, count=2, location=2)])
     [message] = inbound(sessionmaker)
     assert message.text == "terima kasih 🙏😀 sampai jumpa"
 
 
-def test_emoji_split_in_half_between_parts_is_joined(sessionmaker):
+def test_emoji_split_in_half_between_parts_is_joined(sessionmaker, store):
     high, low = "\ud83d", "\ude00"  # 😀 as a UTF-16 surrogate pair cut by the sender
-    store(sessionmaker, [part("abc" + high, ref=2, number=1, count=2, location=1),
+    store([part("abc" + high, ref=2, number=1, count=2, location=1),
                          part(low + "xyz", ref=2, number=2, count=2, location=2)])
     [message] = inbound(sessionmaker)
     assert message.text == "abc😀xyz"
 
 
-def test_missing_part_is_kept_after_timeout_and_marked(sessionmaker):
-    store(sessionmaker, [part("awal", ref=3, number=1, count=3, location=1),
+def test_missing_part_is_kept_after_timeout_and_marked(sessionmaker, store, config):
+    store([part("awal", ref=3, number=1, count=3, location=1),
                          part("akhir", ref=3, number=3, count=3, location=3)])
-    early = in_transaction(sessionmaker, finish_expired, 600, "ID", "id",
+    early = in_transaction(sessionmaker, finish_expired, config,
                            T0 + dt.timedelta(seconds=599))
     assert early == [] and inbound(sessionmaker) == []
-    filed = in_transaction(sessionmaker, finish_expired, 600, "ID", "id",
+    filed = in_transaction(sessionmaker, finish_expired, config,
                            T0 + dt.timedelta(seconds=601))
     [message] = inbound(sessionmaker)
     assert filed == [message.id]
@@ -138,8 +145,8 @@ def test_missing_part_is_kept_after_timeout_and_marked(sessionmaker):
     assert message.ticket_id is not None  # still reaches a person
 
 
-def test_gsm7_ucs2_and_long_texts_stored_unchanged(sessionmaker):
+def test_gsm7_ucs2_and_long_texts_stored_unchanged(sessionmaker, store):
     texts = ["harga €5 {ok} [tanya] ~ ^ \\ |", "Ñandú ΩΔ 你好 مرحبا", "x" * 1600]
-    store(sessionmaker, [part(t, sender=f"+62812000000{i}", location=i)
+    store([part(t, sender=f"+62812000000{i}", location=i)
                          for i, t in enumerate(texts)])
     assert [m.text for m in inbound(sessionmaker)] == texts

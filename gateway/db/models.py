@@ -230,6 +230,9 @@ class Order(Base):
     status: Mapped[str] = mapped_column(String(16), default="awaiting_payment")
     unique_code: Mapped[int] = mapped_column(Integer, default=0)
     total: Mapped[int] = mapped_column(BigInteger)
+    # The total while the order waits for payment, NULL after: the unique index is what
+    # keeps two open orders from ever sharing an amount, even across gateway hosts.
+    open_total: Mapped[int | None] = mapped_column(BigInteger, unique=True)
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     paid_at: Mapped[dt.datetime | None] = mapped_column(DateTime)

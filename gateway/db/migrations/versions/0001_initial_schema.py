@@ -234,6 +234,7 @@ def upgrade():
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('unique_code', sa.Integer(), nullable=False),
     sa.Column('total', sa.BigInteger(), nullable=False),
+    sa.Column('open_total', sa.BigInteger(), nullable=True),
     sa.Column('note', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('paid_at', sa.DateTime(), nullable=True),
@@ -241,6 +242,7 @@ def upgrade():
     sa.ForeignKeyConstraint(['message_id'], ['messages.id'], name=op.f('fk_orders_message_id_messages')),
     sa.ForeignKeyConstraint(['ticket_id'], ['tickets.id'], name=op.f('fk_orders_ticket_id_tickets')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_orders')),
+    sa.UniqueConstraint('open_total', name=op.f('uq_orders_open_total')),
     mysql_charset='utf8mb4',
     mysql_collate='utf8mb4_unicode_ci',
     mysql_engine='InnoDB'

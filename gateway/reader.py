@@ -1,0 +1,867 @@
+"""Read one customer SMS: what it asks for, and the fields written in it.
+
+`read(text, context)` is a pure function: no database, no reactor, no I/O. It never
+raises. The keyword forms of ../shared/CONTRACT.md ("SMS keywords customers use") are
+read strictly; free text is read only where the intent is plain, because a false
+"payment" or "order" costs more than an "other" that a person reads anyway.
+
+How it works, in order:
+1. `_tokenise` cuts the text into words, plain numbers, money amounts and phone
+   numbers with one precompiled regex, so that "Rp 55.000" and "1,5jt" stay whole
+   although "." and "," are also field separators.
+2. Words are mapped through ABBREVIATIONS ("blm" -> "belum", "tf" -> "transfer"), and a
+   canonical string of the words is searched with a few precompiled patterns.
+3. A keyword as the first word (or after greetings such as "min, mau ...") picks a
+   field reader; otherwise the free-text rules decide, conservatively.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# --------------------------------------------------------------------------------------
+# Tables
+# --------------------------------------------------------------------------------------
+
+# Keyword (after ABBREVIATIONS) -> intent. REG/DAFTAR are "register"; a bare REG is
+# read as "start" in _read_register.
+KEYWORDS = {
+    "pesan": "order", "order": "order", "beli": "order",
+    "bayar": "payment", "konfirmasi": "payment", "pay": "payment",
+    "komplain": "complaint", "keluhan": "complaint", "complaint": "complaint",
+    "status": "status", "cek": "status",
+    "reg": "register", "daftar": "register", "register": "register",
+    "help": "help", "bantuan": "help", "info": "help",
+    "stop": "stop", "unreg": "stop", "berhenti": "stop", "unsubscribe": "stop",
+    "start": "start",
+}
+
+# How Indonesians shorten or misspell words, mapped to one canonical word so that the
+# patterns below are written once. Keys are lower case.
+ABBREVIATIONS = {
+    # pronouns and address
+    "sy": "saya", "sya": "saya", "gw": "saya", "gue": "saya", "aq": "aku", "ak": "aku",
+    "mimin": "min", "admin": "min", "kk": "kak", "ka": "kak", "kakak": "kak",
+    "agan": "gan", "mba": "mbak", "bpk": "pak", "bapak": "pak", "ibu": "bu",
+    # not yet / already / not
+    "blm": "belum", "blom": "belum", "belom": "belum", "blum": "belum", "lom": "belum",
+    "udh": "sudah", "udah": "sudah", "sdh": "sudah", "sudh": "sudah", "sdah": "sudah",
+    "uda": "sudah", "dah": "sudah", "udach": "sudah", "tlh": "telah",
+    "ga": "tidak", "gak": "tidak", "gk": "tidak", "nggak": "tidak", "ngga": "tidak",
+    "nga": "tidak", "enggak": "tidak", "engga": "tidak", "ndak": "tidak", "tdk": "tidak",
+    "tak": "tidak", "kagak": "tidak", "gag": "tidak", "kaga": "tidak",
+    # transfer and pay
+    "tf": "transfer", "trf": "transfer", "trnsf": "transfer", "trnsfr": "transfer",
+    "transfr": "transfer", "tranfer": "transfer", "trasfer": "transfer",
+    "transper": "transfer", "tfr": "transfer", "ditf": "ditransfer", "ditrf": "ditransfer",
+    "byr": "bayar", "bayr": "bayar",
+    # keywords people misspell
+    "psn": "pesan", "pesen": "pesan", "mesen": "pesan", "komplen": "komplain",
+    "komplin": "komplain", "complain": "komplain", "konf": "konfirmasi",
+    "konfirm": "konfirmasi", "konfirmasikan": "konfirmasi", "check": "cek",
+    "chek": "cek", "cekk": "cek",
+    # everyday words
+    "dr": "dari", "td": "tadi", "tdi": "tadi", "jg": "juga", "jga": "juga",
+    "bgt": "banget", "sm": "sama", "yg": "yang", "dgn": "dengan", "dg": "dengan",
+    "utk": "untuk", "untk": "untuk", "krn": "karena", "trs": "terus", "msh": "masih",
+    "masi": "masih", "kpn": "kapan", "gmn": "bagaimana", "gimana": "bagaimana",
+    "gmna": "bagaimana", "bgmn": "bagaimana", "brp": "berapa", "knp": "kenapa",
+    "knapa": "kenapa", "napa": "kenapa", "bs": "bisa", "bsa": "bisa", "dtg": "datang",
+    "smp": "sampai", "sampe": "sampai", "nyampe": "sampai", "nyampai": "sampai",
+    "msk": "masuk", "lg": "lagi", "lgi": "lagi", "nmr": "nomor", "nomer": "nomor",
+    "no": "nomor", "rek": "rekening", "hr": "hari", "mnt": "menit", "mo": "mau",
+    "mw": "mau", "pgn": "pengen", "pengin": "pengen", "pingin": "pengen",
+    "tlg": "tolong", "tolongin": "tolong", "mksh": "makasih", "makasi": "makasih",
+    "thx": "makasih", "tks": "makasih", "trims": "makasih", "thanks": "makasih",
+    "kalo": "kalau", "klo": "kalau", "klu": "kalau", "kl": "kalau", "ntar": "nanti",
+    "nnti": "nanti", "skrg": "sekarang", "skrng": "sekarang", "tp": "tapi",
+    "tpi": "tapi", "krm": "kirim", "dikrm": "dikirim", "brg": "barang", "pls": "please",
+    "plz": "please", "orderan": "pesanan", "psnan": "pesanan", "pesenan": "pesanan",
+}
+
+# Words that may open a text before the keyword ("halo min, mau pesan ...").
+LEADING_FILLERS = frozenset("""
+    halo hallo hai hi hello helo pagi siang sore malam selamat met assalamualaikum
+    assalamu alaikum ass askum asw salam permisi misi p ping min kak gan sis bos boss bro pak bu mas
+    mbak om saya aku kami mau pengen ingin minta tolong mohon please dong ya nih deh
+    sekarang ini oke ok
+""".split())
+
+# Words with no content of their own; trimmed from notes, and a HELP/STOP followed only
+# by these is still a bare HELP/STOP.
+POLITE = frozenset("""
+    min kak gan sis bos boss bro pak bu mas mbak om ya yah yaa dong donk deh nih please
+    makasih terima kasih tq ty ok oke sip me saja aja segera cepat
+""".split())
+
+# Skipped before the first product of an order ("beli voucher xl25 2").
+ORDER_FILLERS = frozenset("""
+    voucher vocer paket pulsa kuota produk kode item barang nya yang untuk
+""".split())
+QTY_PREFIX = frozenset("qty jumlah jml sebanyak sejumlah x".split())
+QTY_UNITS = frozenset("pcs pc buah bh lembar lbr biji unit item ea kali".split())
+ITEM_CONNECTORS = frozenset("dan sama and plus".split())
+QTY_WORDS = {"satu": 1, "dua": 2, "tiga": 3, "empat": 4, "lima": 5, "enam": 6,
+             "tujuh": 7, "delapan": 8, "sembilan": 9, "sepuluh": 10}
+
+# Words that do not start a product after an order keyword: "pesan saya belum sampai"
+# is about a message or an order, not a request to buy.
+PRONOUNS = frozenset("saya aku kami kita nya anda kamu".split())
+
+# Bank and e-wallet spellings -> the canonical names of the payments API.
+BANK_ALIASES = {
+    "bca": "BCA", "klikbca": "BCA", "mbca": "BCA",
+    "bri": "BRI", "brimo": "BRI",
+    "bni": "BNI",
+    "mandiri": "Mandiri", "livin": "Mandiri",
+    "bsi": "BSI", "bsm": "BSI",
+    "cimb": "CIMB", "niaga": "CIMB", "octo": "CIMB",
+    "permata": "Permata", "permatabank": "Permata",
+    "dana": "DANA",
+    "ovo": "OVO",
+    "gopay": "GoPay",
+    "shopeepay": "ShopeePay", "spay": "ShopeePay",
+}
+BANK_PAIRS = {
+    ("cimb", "niaga"): "CIMB", ("mandiri", "syariah"): "BSI", ("syariah", "mandiri"): "BSI",
+    ("shopee", "pay"): "ShopeePay", ("go", "pay"): "GoPay", ("bank", "mandiri"): "Mandiri",
+}
+# "dana" is also the word for "funds"; it names the wallet only after these words (or
+# in the bank slot of a BAYAR text).
+DANA_PREPOSITIONS = frozenset("ke via pakai pake pk lewat lwt dari dengan melalui using by".split())
+
+# Before a payer's name ("a.n. Tono", "atas nama Tono", "dari Tono").
+NAME_MARKERS = frozenset("an atas nama dari pengirim name".split())
+NAME_TITLES = frozenset("pak bu mas mbak sdr sdri ibu bapak".split())
+# Words that end a payer's name: chat, not a name.
+NAME_STOP = POLITE | LEADING_FILLERS | frozenset("""
+    sudah telah transfer ditransfer bayar tolong dicek cek mohon via ke pakai pake lewat
+    tgl tanggal jam hari untuk pesanan order sebesar total rp idr rekening bank tadi
+    juga ini itu terima kasih tidak belum lunas yang
+""".split())
+
+# REG followed by one of these subscribes to broadcasts ("REG INFO"), it is not a name.
+REG_SERVICES = frozenset("info promo sms broadcast bc on berita news".split())
+# DAFTAR also means "list": "daftar harga" asks for the price list.
+DAFTAR_LIST_WORDS = frozenset("harga produk paket menu list pricelist price katalog".split())
+# A CEK without a number is still a status query when it names one of these.
+STATUS_WORDS = frozenset("status pesanan order tiket ticket tkt".split())
+# Words that may stand before an order or ticket number.
+REFERENCE_MARKERS = frozenset("order pesanan invoice inv nomor tiket ticket tkt".split())
+# A number before these is a time or a size, not money.
+NOT_MONEY_AFTER = frozenset("jam menit detik hari minggu bulan tahun gb mb kali x".split())
+NOT_MONEY_BEFORE = frozenset("nomor order pesanan rekening tgl tanggal tahun thn jam tiket".split())
+
+# Multipliers of the amount units.
+UNITS = {"rb": 1_000, "ribu": 1_000, "rebu": 1_000, "rbu": 1_000, "k": 1_000,
+         "jt": 1_000_000, "juta": 1_000_000, "jta": 1_000_000}
+
+# Patterns on the canonical word string (words joined by single spaces; numbers appear
+# as NUM, money as AMT, phone numbers as PHONE).
+_COMPLAINT_PHRASES = [
+    r"(?:belum|tidak)(?: juga)? (?:masuk|sampai|datang|diterima|terima|aktif|dikirim"
+    r"|terkirim|diproses|dibalas|dibales|direspon|berfungsi|nyala|jalan|konek|connect"
+    r"|keluar|muncul|ada kabar|ada respon|ada balasan|bisa di[a-z]+"
+    r"|bisa (?:masuk|login|pakai|isi|konek|connect|aktif|redeem))",
+    r"masih belum", r"belum juga", r"padahal", r"kok (?:belum|tidak|lama|malah|masih)",
+    r"kecewa", r"mengecewakan", r"rusak", r"pecah", r"cacat", r"penipu[a-z]*", r"ditipu",
+    r"nipu", r"tipu", r"lemot", r"lelet", r"lambat", r"error", r"eror", r"gagal",
+    r"hilang", r"terpotong", r"kepotong", r"gangguan", r"tidak sesuai",
+    r"salah (?:kirim|barang|produk|item)", r"komplain", r"keluhan", r"complaint",
+    r"refund", r"kembalikan uang", r"balikin", r"parah", r"kesal", r"kesel", r"kapok",
+    r"lama (?:banget|sekali|amat)", r"invalid", r"expired", r"kadaluarsa", r"kadaluwarsa",
+    r"kedaluwarsa", r"hangus", r"nyangkut", r"zonk",
+    r"not (?:received|working|work|arrived|active|valid)",
+    r"(?:didn t|doesn t|don t|isn t|wasn t|hasn t|haven t|did not|does not|never) "
+    r"(?:arrive|arrived|receive|received|work|working|come)",
+    r"broken", r"damaged", r"disappointed", r"scam", r"still not", r"wrong (?:item|product)",
+]
+_COMPLAINT_RE = re.compile(r"\b(?:" + "|".join(_COMPLAINT_PHRASES) + r")\b")
+_PAY_VERBS = (r"(?:ditransfer|transfer|transferan|bayar|dibayar|membayar|pembayaran|lunas"
+              r"|dilunasi|melunasi|setor|paid|transferred)")
+_PAY_VERB_RE = re.compile(r"\b" + _PAY_VERBS + r"\b")
+# "sudah saya transfer", "barusan tf", "pembayaran sudah": the payment has happened.
+_PAID_RE = re.compile(
+    r"\b(?:sudah|telah|barusan|baru|tadi|already|just|have|has)"
+    r"(?: (?!mau|akan|belum|tidak|nanti)[a-z]+){0,2} (?:di ?)?" + _PAY_VERBS + r"\b"
+    r"|\b(?:transfer|pembayaran|bayar)(?:nya|an)? (?:sudah|telah)\b"
+    r"|\b(?:ditransfer|dibayar|paid|transferred)\b")
+_NOT_PAID_RE = re.compile(r"\b(?:belum|tidak)(?: (?!sudah|telah)[a-z]+)? (?:di ?)?"
+                          r"(?:transfer|bayar|lunas)")
+_CONDITIONAL_RE = re.compile(r"\b(?:kalau|jika|jikalau|apabila|seandainya|misal|misalnya|if)\b")
+_QUESTION_RE = re.compile(r"\b(?:apakah|apa|bisa|bisakah|boleh|bolehkah|bagaimana|berapa"
+                          r"|kapan|dimana|kemana|kenapa|mengapa|can|could|how|where|what"
+                          r"|when|why)\b")
+_FUTURE_RE = re.compile(r"\b(?:mau|akan|nanti|besok|rencana|pengen|ingin|will|want)\b")
+
+# --------------------------------------------------------------------------------------
+# Public types
+# --------------------------------------------------------------------------------------
+
+INTENTS = ("order", "complaint", "payment", "status", "register", "help", "stop", "start",
+           "reply", "other")
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    code: str          # upper case, e.g. "XL25"
+    quantity: int
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """What the caller knows about the sender and the shop, to read a text better."""
+    has_open_ticket: bool = False
+    open_order_numbers: tuple[str, ...] = ()
+    product_codes: frozenset[str] = frozenset()   # upper case, e.g. "XL25"
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    """What one text says. `problems` lists why a person must look (machine-readable)."""
+    intent: str
+    body: str
+    keyword: str | None = None
+    items: tuple[Item, ...] = ()
+    note: str | None = None
+    order_number: str | None = None
+    reference: str | None = None      # STATUS/CEK: a ticket or order number
+    amount: int | None = None         # integer rupiah; set for payments only
+    bank: str | None = None
+    payer_name: str | None = None
+    name: str | None = None           # REG/DAFTAR
+    problems: tuple[str, ...] = ()
+
+
+_NO_CONTEXT = Context()
+
+# --------------------------------------------------------------------------------------
+# Amounts
+# --------------------------------------------------------------------------------------
+
+_UNIT_PATTERN = r"ribu|rebu|rbu|rb|k|juta|jt|jta"
+# The pieces of an amount: currency, digits with separators, unit, a ",-" tail.
+_AMOUNT_PARTS = (
+    r"(?P<rp>(?:rp|idr)\.?[ \t]*)?(?P<digits>[0-9](?:[0-9.,]*[0-9])?)"
+    r"(?:[ \t]*(?P<unit>" + _UNIT_PATTERN + r")(?![^\W_])|(?![^\W_]))"
+    r"(?P<tail>,-+|\.-+)?"
+)
+_AMOUNT_RE = re.compile(_AMOUNT_PARTS, re.IGNORECASE)
+_PLAIN_RE = re.compile(r"0|[1-9][0-9]*")
+_DECIMAL_RE = re.compile(r"(0|[1-9][0-9]*)[.,]([0-9]{1,3})")
+# "150.000", "1.500.000,00", and "500,00" (cents after an ungrouped number).
+_GROUPED_DOT_RE = re.compile(
+    r"([1-9][0-9]{0,2}(?:\.[0-9]{3})+|(?:[1-9][0-9]*|0)(?=,))(?:,([0-9]{1,2}))?")
+_GROUPED_COMMA_RE = re.compile(r"([1-9][0-9]{0,2}(?:,[0-9]{3})+)(?:\.([0-9]{1,2}))?")
+_MIN_PLAIN_AMOUNT = 100   # a bare number below this in the amount slot is not a price
+_MAX_DIGITS = 15   # longer runs are account or card numbers, and int() has a limit
+
+
+def _number_value(digits: str, unit: str | None) -> int | None:
+    """The rupiah value of `digits` (with "." and "," in them) times `unit`, or None."""
+    if len(digits) > _MAX_DIGITS + 6:
+        return None
+    if _PLAIN_RE.fullmatch(digits):
+        return int(digits) * UNITS[unit] if unit else int(digits)
+    if unit:
+        # With a unit one separator is a decimal mark either way: "1,5jt", "1.5 juta".
+        m = _DECIMAL_RE.fullmatch(digits)
+        if not m:
+            return None
+        whole, frac = m.groups()
+        scaled = int(whole + frac) * UNITS[unit]
+        denominator = 10 ** len(frac)
+        return scaled // denominator if scaled % denominator == 0 else None
+    for pattern, group_sep in ((_GROUPED_DOT_RE, "."), (_GROUPED_COMMA_RE, ",")):
+        m = pattern.fullmatch(digits)
+        if m:
+            cents = m.group(2)
+            if cents and int(cents):
+                return None   # rupiah have no cents worth keeping; let a person look
+            return int(m.group(1).replace(group_sep, ""))
+    return None
+
+
+def parse_amount(text: str) -> int | None:
+    """Integer rupiah for an amount written as customers do ("Rp 150.000", "1,5jt"), else None."""
+    if not isinstance(text, str):
+        return None
+    m = _AMOUNT_RE.fullmatch(text.strip())
+    if not m:
+        return None
+    unit = m.group("unit")
+    return _number_value(m.group("digits"), unit.lower() if unit else None)
+
+
+def format_rupiah(n: int) -> str:
+    """Rupiah as written in replies: 51037 -> "Rp 51.037"."""
+    sign = "-" if n < 0 else ""
+    return f"{sign}Rp {abs(int(n)):,}".replace(",", ".")
+
+
+# --------------------------------------------------------------------------------------
+# Tokens
+# --------------------------------------------------------------------------------------
+
+WORD, NUM, MONEY, PHONE = "word", "num", "money", "phone"
+
+_TOKEN_RE = re.compile(
+    # Indonesian mobile numbers, with or without +62 and dashes: never money.
+    r"(?P<phone>(?:\+62|62|0)[ -]?8[0-9]{2}(?:[ -]?[0-9]{3,4}){2}[0-9]{0,2}(?![0-9]))"
+    r"|" + _AMOUNT_PARTS +
+    r"|(?P<word>[^\W_]+)",
+    re.IGNORECASE,
+)
+
+
+class _Tok:
+    """One token; `low` is the canonical lower-case word (ABBREVIATIONS applied)."""
+    __slots__ = ("kind", "raw", "low", "start", "end", "value", "digits")
+
+    def __init__(self, kind, raw, low, start, end, value=None, digits=None):
+        self.kind = kind
+        self.raw = raw
+        self.low = low
+        self.start = start
+        self.end = end
+        self.value = value      # int for NUM and MONEY
+        self.digits = digits    # the digits as written, for "xl 25" -> XL25
+
+    def __repr__(self):  # for test failure messages
+        return f"<{self.kind} {self.raw!r}>"
+
+
+# "dikirim2", "barang2": a trailing 2 doubles the word (dikirim-dikirim).
+_DOUBLED_RE = re.compile(r"([a-z]{4,})2")
+
+
+def _canonical_word(low: str) -> str:
+    doubled = _DOUBLED_RE.fullmatch(low)
+    if doubled:
+        low = doubled.group(1)
+    return ABBREVIATIONS.get(low, low)
+
+
+def _tokenise(text: str) -> list[_Tok]:
+    toks: list[_Tok] = []
+    for m in _TOKEN_RE.finditer(text):
+        word = m.group("word")
+        if word is not None:
+            toks.append(_Tok(WORD, word, _canonical_word(word.lower()), m.start(), m.end()))
+        elif m.group("phone") is not None:
+            toks.append(_Tok(PHONE, m.group(), "PHONE", m.start(), m.end()))
+        else:
+            _number_tokens(text, m, toks)
+    return toks
+
+
+def _plain_value(digits: str) -> int | None:
+    return int(digits) if len(digits) <= _MAX_DIGITS else None
+
+
+def _number_tokens(text: str, m: re.Match, toks: list[_Tok]) -> None:
+    """One money or number token; or, when the separators make no amount ("7.200000",
+    "bayar.8.55.000"), cut at the first separator, which then was a field separator."""
+    rp, unit, tail = m.group("rp"), m.group("unit"), m.group("tail")
+    unit = unit.lower() if unit else None
+    digits, pos, start, end = m.group("digits"), m.start("digits"), m.start(), m.end()
+    while True:
+        value = _number_value(digits, unit)
+        if value is not None:
+            money = bool(rp or unit or tail) or not digits.isdigit()
+            toks.append(_Tok(MONEY if money else NUM, text[start:end], "AMT" if money else "NUM",
+                             start, end, value, digits))
+            return
+        cut = min((i for i in (digits.find("."), digits.find(",")) if i >= 0), default=-1)
+        if cut < 0:
+            # Digits that make no amount: a leading zero or too long.
+            toks.append(_Tok(NUM, digits, "NUM", pos, pos + len(digits),
+                             _plain_value(digits), digits))
+            return
+        head = digits[:cut]
+        toks.append(_Tok(NUM, head, "NUM", pos, pos + cut, _plain_value(head), head))
+        # Past every separator ("1.,5"); the regex ends `digits` with a digit, so the
+        # rest is never empty and starts with one.
+        nxt = cut + 1
+        while digits[nxt] in ".,":
+            nxt += 1
+        digits, pos, rp = digits[nxt:], pos + nxt, None
+        start = pos
+
+
+def _canonical(toks: list[_Tok]) -> str:
+    return " ".join([t.low for t in toks])
+
+
+def _raw_between(text: str, first: _Tok, last: _Tok) -> str:
+    return text[first.start:last.end]
+
+
+_NAME_GAP_RE = re.compile(r"[\s#,;:_]+")
+
+
+def _tidy(raw: str) -> str:
+    """Field separators inside a name or note become single spaces."""
+    return _NAME_GAP_RE.sub(" ", raw).strip(" .,-#:;")
+
+
+# --------------------------------------------------------------------------------------
+# Small predicates
+# --------------------------------------------------------------------------------------
+
+def _is_question(text: str, canon: str) -> bool:
+    return "?" in text or _QUESTION_RE.search(canon) is not None
+
+
+def _is_dashed(text: str, t: _Tok) -> bool:
+    """Part of a number written with dashes or slashes (021-555-1234, 12/05)."""
+    before = text[t.start - 2:t.start] if t.start >= 2 else ""
+    after = text[t.end:t.end + 2]
+    return ((len(before) == 2 and before[1] in "-/" and before[0].isdigit())
+            or (len(after) == 2 and after[0] in "-/" and after[1].isdigit()))
+
+
+def _free_amount(text: str, toks: list[_Tok], start: int = 0) -> _Tok | None:
+    """The money in free text: a written amount, or a bare number that can only be money."""
+    for i in range(start, len(toks)):
+        t = toks[i]
+        if t.kind == MONEY:
+            return t
+        if (t.kind == NUM and t.raw[0] != "0" and 4 <= len(t.raw) <= 9
+                and not _is_dashed(text, t)
+                and not (i + 1 < len(toks) and toks[i + 1].low in NOT_MONEY_AFTER)
+                and not (i > 0 and toks[i - 1].low in NOT_MONEY_BEFORE)):
+            return t
+    return None
+
+
+def _find_bank(toks: list[_Tok], start: int, amount: _Tok | None = None):
+    """(canonical bank, index, tokens used) of the first bank named from `start`."""
+    for i in range(start, len(toks)):
+        t = toks[i]
+        if t.kind != WORD:
+            continue
+        if i + 1 < len(toks):
+            pair = BANK_PAIRS.get((t.low, toks[i + 1].low))
+            if pair:
+                return pair, i, 2
+        bank = BANK_ALIASES.get(t.low)
+        if bank is None:
+            continue
+        if bank == "DANA" and not _names_dana_wallet(toks, i, amount):
+            continue
+        return bank, i, 1
+    return None, -1, 0
+
+
+def _names_dana_wallet(toks: list[_Tok], i: int, amount: _Tok | None) -> bool:
+    """Whether "dana" at i is the wallet: "ke dana", "DANA", next to a wallet's phone
+    number, or in the bank slot right after the amount."""
+    t = toks[i]
+    prev = toks[i - 1] if i > 0 else None
+    nxt = toks[i + 1] if i + 1 < len(toks) else None
+    return (t.raw == "DANA"
+            or (prev is not None and (prev.low in DANA_PREPOSITIONS or prev is amount
+                                      or prev.kind == PHONE))
+            or (nxt is not None and nxt.kind == PHONE))
+
+
+def _read_name(text: str, toks: list[_Tok], i: int) -> str | None:
+    """A person's name starting at token i (after "a.n.", "atas nama", "dari"), or None."""
+    n = len(toks)
+    while i < n and toks[i].kind == WORD:
+        if toks[i].low == "a" and i + 1 < n and toks[i + 1].low == "n":
+            i += 2          # "a.n." tokenises as "a", "n"
+        elif toks[i].low in NAME_MARKERS:
+            i += 1
+        else:
+            break
+    words = []
+    while i < n and len(words) < 5:
+        t = toks[i]
+        if (t.kind != WORD or not t.raw.isalpha() or t.low in NAME_STOP
+                or t.low in BANK_ALIASES) and not (t.low in NAME_TITLES and not words):
+            break
+        words.append(t)
+        i += 1
+    if not words or all(w.low in NAME_TITLES for w in words):
+        return None
+    return _tidy(_raw_between(text, words[0], words[-1]))
+
+
+def _marked_name(text: str, toks: list[_Tok]) -> str | None:
+    """A payer's name after "a.n." or "atas nama" anywhere in the text."""
+    for i, t in enumerate(toks):
+        if t.kind != WORD:
+            continue
+        if (t.low == "an" or (t.low == "a" and i + 1 < len(toks) and toks[i + 1].low == "n")
+                or (t.low == "atas" and i + 1 < len(toks) and toks[i + 1].low == "nama")):
+            return _read_name(text, toks, i)
+    return None
+
+
+def _marked_reference(text: str, toks: list[_Tok]) -> str | None:
+    """An order number in free text: "order 12", "no. 12", "#12"."""
+    for i, t in enumerate(toks):
+        if t.kind != NUM or len(t.raw) > 12:
+            continue
+        if (i > 0 and toks[i - 1].low in REFERENCE_MARKERS) or text[t.start - 1:t.start] == "#":
+            return t.raw
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# Orders
+# --------------------------------------------------------------------------------------
+
+_CODE_SHAPE_RE = re.compile(r"[A-Z]{1,8}[0-9]{1,5}[A-Z]{0,2}")
+_QTY_WORD_RE = re.compile(r"x?([0-9]{1,4})(?:x|pcs|pc|bh|buah|lbr|lembar|biji)?")
+
+_UNKNOWN = "?"   # _product_at's marker for a code-shaped token the catalogue lacks
+
+
+def _product_at(toks: list[_Tok], i: int, codes: frozenset[str]) -> tuple[str | None, int]:
+    """(code, tokens used) of a product named at token i; code is _UNKNOWN for a
+    code-looking word missing from the catalogue, None when nothing looks like one."""
+    t = toks[i]
+    if t.kind != WORD:
+        return None, 0
+    up = t.raw.upper()
+    if codes:
+        if up in codes:
+            return up, 1
+        # Brand and denomination written apart: "xl 25", "xl 25rb", "XL-25".
+        if i + 1 < len(toks) and toks[i + 1].kind in (NUM, MONEY):
+            digits = toks[i + 1].digits
+            if digits and digits.isdigit() and up + digits in codes:
+                return up + digits, 2
+        return (_UNKNOWN, 1) if _CODE_SHAPE_RE.fullmatch(up) else (None, 0)
+    # Without a catalogue, anything shaped like XL25 or TSEL50 is taken as a code.
+    return (up, 1) if _CODE_SHAPE_RE.fullmatch(up) else (None, 0)
+
+
+def _quantity(t: _Tok) -> int | None:
+    if t.kind == NUM:
+        return t.value if len(t.raw) <= 4 else None
+    if t.kind == WORD:
+        if t.low in QTY_WORDS:
+            return QTY_WORDS[t.low]
+        m = _QTY_WORD_RE.fullmatch(t.low)
+        if m:
+            return int(m.group(1))
+    return None
+
+
+def _trimmed_note(text: str, toks: list[_Tok], i: int, j: int) -> str | None:
+    """The raw text of tokens i..j-1 without polite words at either end."""
+    while i < j and toks[i].low in POLITE:
+        i += 1
+    while j > i and toks[j - 1].low in POLITE:
+        j -= 1
+    if i >= j:
+        return None
+    return text[toks[i].start:toks[j - 1].end].strip() or None
+
+
+def _read_items(text: str, toks: list[_Tok], i: int, codes: frozenset[str]):
+    """(items, note, problems) from the tokens after an order keyword."""
+    n = len(toks)
+    items: list[Item] = []
+    problems: list[str] = []
+    while i < n and toks[i].low in ORDER_FILLERS:
+        i += 1
+    note_from = i
+    while i < n:
+        # A quantity first: "2 xl25", "2x tsel50".
+        q = _quantity(toks[i])
+        if q is not None and i + 1 < n:
+            code, used = _product_at(toks, i + 1, codes)
+            if code:
+                _add_item(items, problems, code, q)
+                i += 1 + used
+                note_from = i = _skip_connector(toks, i, codes)
+                continue
+        code, used = _product_at(toks, i, codes)
+        if not code:
+            break
+        i += used
+        k = i
+        while k < n and toks[k].kind == WORD and toks[k].low in QTY_PREFIX:
+            k += 1
+        q = _quantity(toks[k]) if k < n else None
+        if q is None:
+            problems.append("no_quantity")
+            q = 1   # the item is kept so that a person sees what was asked for
+        else:
+            i = k + 1
+            if i < n and toks[i].low in QTY_UNITS:
+                i += 1
+        _add_item(items, problems, code, q)
+        note_from = i = _skip_connector(toks, i, codes)
+    if not items and not problems:
+        problems.append("unknown_product")
+    return tuple(items), _trimmed_note(text, toks, note_from, n), problems
+
+
+def _add_item(items: list[Item], problems: list[str], code: str, quantity: int) -> None:
+    if code == _UNKNOWN:
+        problems.append("unknown_product")
+    elif not 1 <= quantity <= 999:
+        problems.append("bad_quantity")
+    else:
+        items.append(Item(code, quantity))
+
+
+def _skip_connector(toks: list[_Tok], i: int, codes: frozenset[str]) -> int:
+    """Past a "dan"/"," joining two items, when another item follows."""
+    if i + 1 < len(toks) and toks[i].low in ITEM_CONNECTORS:
+        if _product_at(toks, i + 1, codes)[0] or _quantity(toks[i + 1]) is not None:
+            return i + 1
+    return i
+
+
+# --------------------------------------------------------------------------------------
+# Keyword readers. Each returns a Reading, or None when the text only starts with the
+# word and is better read as free text ("pesan saya belum sampai").
+# --------------------------------------------------------------------------------------
+
+def _read_order(text, toks, canon, k, ctx, hard):
+    rest = toks[k + 1:]
+    if not rest or rest[0].low in PRONOUNS:
+        return None
+    items, note, problems = _read_items(text, toks, k + 1, ctx.product_codes)
+    if not items:
+        free = _read_free(text, toks, canon, ctx)
+        if free.intent in ("complaint", "payment", "status"):
+            return free
+        # An order keyword with a number in it is an order a person must resolve;
+        # with no number at all it is chat ("beli dimana kak?").
+        if not hard or not any(t.kind in (NUM, MONEY) for t in rest):
+            return None
+    elif not hard and (_is_question(text, canon) or _COMPLAINT_RE.search(canon)):
+        return None
+    return Reading("order", text, keyword=toks[k].raw.upper(), items=items, note=note,
+                   problems=tuple(dict.fromkeys(problems)))
+
+
+def _read_payment(text, toks, canon, k, ctx, hard):
+    kw = toks[k]
+    money = [t for t in toks[k + 1:] if t.kind == MONEY]
+    plain = [t for t in toks[k + 1:] if t.kind == NUM and not _is_dashed(text, t)]
+    amount_tok = money[0] if money else None
+    order_tok = None
+    if amount_tok is not None:
+        before = [t for t in plain if t.start < amount_tok.start]
+        order_tok = (before or plain or [None])[0]
+    elif len(plain) >= 2:
+        # "BAYAR 7 200000"; a second number under Rp 100 is no price ("BAYAR 7 50").
+        order_tok = plain[0]
+        amount_tok = plain[1] if (plain[1].value or 0) >= _MIN_PLAIN_AMOUNT else None
+    elif plain:
+        only = plain[0]
+        # One bare number: an order number if the sender has that order or it is too
+        # small to be money, otherwise money.
+        if (only.raw in ctx.open_order_numbers or only.raw[0] == "0"
+                or only.value is None or only.value < 1000):
+            order_tok = only
+        else:
+            amount_tok = only
+    amount = amount_tok.value if amount_tok is not None else None
+    order_number = order_tok.raw if order_tok is not None else None
+    if order_number is None and amount_tok is not None and amount_tok.kind == MONEY:
+        order_number, amount = _split_field_separator(text, kw, amount_tok, order_number, amount)
+    question = _is_question(text, canon)
+    if amount is None and (order_number is None or question):
+        return None     # "bayar pakai ovo bisa?" is a question, not a confirmation
+    if not hard and (amount is None or question or _CONDITIONAL_RE.search(canon)
+                     or _COMPLAINT_RE.search(canon)):
+        return None
+    bank, bank_at, bank_len = _find_bank(toks, k + 1, amount_tok)
+    payer = _marked_name(text, toks)
+    if payer is None:
+        if bank is not None:
+            payer = _read_name(text, toks, bank_at + bank_len)
+        elif amount_tok is not None:
+            payer = _read_name(text, toks, toks.index(amount_tok) + 1)
+    problems = []
+    if amount is None:
+        problems.append("no_amount")
+    if order_number is None:
+        problems.append("no_reference")
+    return Reading("payment", text, keyword=kw.raw.upper(), order_number=order_number,
+                   amount=amount, bank=bank, payer_name=payer, problems=tuple(problems))
+
+
+def _split_field_separator(text, kw, amount_tok, order_number, amount):
+    """ "BAYAR.8.150rb" or "BAYAR,8,200,000": the sender uses "." or "," between fields,
+    so the first group of the amount is the order number."""
+    after = text[kw.end:].lstrip(" ")
+    sep = after[:1]
+    digits = amount_tok.digits or ""
+    if sep not in (".", ",") or sep not in digits or not amount_tok.raw[:1].isdigit():
+        return order_number, amount
+    cut = digits.index(sep)
+    rest = parse_amount(text[amount_tok.start + cut + 1:amount_tok.end])
+    if rest is None:
+        return order_number, amount
+    return digits[:cut], rest
+
+
+_REF_WORD_RE = re.compile(r"(?:t|tk|tkt|tiket|ticket|ord|order|inv)([0-9]{1,12})")
+
+
+def _reference(toks: list[_Tok], start: int) -> str | None:
+    for t in toks[start:]:
+        if t.kind == NUM and len(t.raw) <= 12:
+            return t.raw
+        if t.kind == WORD:
+            m = _REF_WORD_RE.fullmatch(t.low)
+            if m:
+                return m.group(1)
+    return None
+
+
+def _read_status(text, toks, canon, k, ctx, hard):
+    kw = toks[k]
+    reference = _reference(toks, k + 1)
+    if reference is not None:
+        return Reading("status", text, keyword=kw.raw.upper(), reference=reference)
+    if not hard:
+        return None
+    if kw.low == "status":
+        return Reading("status", text, keyword="STATUS", problems=("no_reference",))
+    # CEK without a number: "cek pulsa saya blm masuk" is a complaint, "cek ongkir" a
+    # question; "cek status pesanan" still asks for a status.
+    free = _read_free(text, toks, canon, ctx)
+    if free.intent in ("other", "reply") and any(t.low in STATUS_WORDS for t in toks[k + 1:]):
+        return Reading("status", text, keyword=kw.raw.upper(), problems=("no_reference",))
+    return free
+
+
+_NAME_PREFIX_RE = re.compile(r"^(?:(?:nama|name)(?:\s+saya)?|saya)\b[\s:#.,=-]*", re.IGNORECASE)
+
+
+def _read_register(text, toks, canon, k, ctx, hard):
+    if not hard:
+        return None     # "mau daftar jadi reseller" is a question for a person
+    kw = toks[k]
+    rest = toks[k + 1:]
+    keyword = kw.raw.upper()
+    if not rest or (len(rest) == 1 and rest[0].low in REG_SERVICES):
+        return Reading("start", text, keyword=keyword)
+    if kw.low == "daftar" and rest[0].low in DAFTAR_LIST_WORDS:
+        return None     # "daftar harga": the price list
+    name = _NAME_PREFIX_RE.sub("", _tidy(text[kw.end:]))
+    name = _tidy(name)
+    if not any(c.isalpha() for c in name):
+        return Reading("register", text, keyword=keyword, problems=("no_name",))
+    return Reading("register", text, keyword=keyword, name=name)
+
+
+def _only_polite(toks: list[_Tok], start: int) -> bool:
+    return all(t.kind == WORD and t.low in POLITE for t in toks[start:])
+
+
+def _read_help(text, toks, canon, k, ctx, hard):
+    # "INFO" alone asks for the help text; "info harga xl25?" is a question for a person.
+    if _only_polite(toks, k + 1):
+        return Reading("help", text, keyword=toks[k].raw.upper())
+    return None
+
+
+_BROADCAST_WORDS = frozenset("sms promo pesan broadcast bc iklan kirim kirimi langganan "
+                             "sending messages texts".split())
+
+
+def _read_stop(text, toks, canon, k, ctx, hard):
+    # Opting out is honoured whatever follows the keyword at the start of a text; after
+    # a greeting only when the rest is about the messages.
+    if hard or _only_polite(toks, k + 1) or any(t.low in _BROADCAST_WORDS for t in toks[k + 1:]):
+        return Reading("stop", text, keyword=toks[k].raw.upper())
+    return None
+
+
+def _read_start(text, toks, canon, k, ctx, hard):
+    if hard or _only_polite(toks, k + 1):
+        return Reading("start", text, keyword=toks[k].raw.upper())
+    return None
+
+
+def _read_complaint(text, toks, canon, k, ctx, hard):
+    body = text[toks[k].end:].lstrip(" \t\r\n#:.,;-=>")
+    body = body.strip()
+    return Reading("complaint", body, keyword=toks[k].raw.upper(),
+                   problems=() if body else ("no_text",))
+
+
+_KEYWORD_READERS = {
+    "order": _read_order, "payment": _read_payment, "status": _read_status,
+    "register": _read_register, "help": _read_help, "stop": _read_stop,
+    "start": _read_start, "complaint": _read_complaint,
+}
+
+# --------------------------------------------------------------------------------------
+# Free text
+# --------------------------------------------------------------------------------------
+
+
+def _fallback(text: str, ctx: Context, problems: tuple[str, ...] = ()) -> Reading:
+    return Reading("reply" if ctx.has_open_ticket else "other", text, problems=problems)
+
+
+def _looks_paid(text: str, canon: str, has_amount: bool) -> bool:
+    """A statement that money was sent; questions, plans and conditions are not."""
+    if not _PAY_VERB_RE.search(canon):
+        return False
+    if _NOT_PAID_RE.search(canon) or _CONDITIONAL_RE.search(canon):
+        return False
+    question = _is_question(text, canon)
+    if _PAID_RE.search(canon):
+        return has_amount or not question
+    return has_amount and not question and not _FUTURE_RE.search(canon)
+
+
+def _read_free(text: str, toks: list[_Tok], canon: str, ctx: Context) -> Reading:
+    if _COMPLAINT_RE.search(canon):
+        return Reading("complaint", text)
+    amount_tok = _free_amount(text, toks)
+    if _looks_paid(text, canon, amount_tok is not None):
+        bank, _, _ = _find_bank(toks, 0, amount_tok)
+        order_number = _marked_reference(text, toks)
+        problems = []
+        if amount_tok is None:
+            problems.append("no_amount")
+        if order_number is None:
+            problems.append("no_reference")
+        return Reading("payment", text, order_number=order_number,
+                       amount=amount_tok.value if amount_tok is not None else None,
+                       bank=bank, payer_name=_marked_name(text, toks),
+                       problems=tuple(problems))
+    return _fallback(text, ctx)
+
+
+# --------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------
+
+def read(text: str, context: Context | None = None) -> Reading:
+    """Read one customer text; never raises."""
+    ctx = context if context is not None else _NO_CONTEXT
+    if not isinstance(text, str):
+        text = "" if text is None else str(text)
+    text = text.strip()
+    toks = _tokenise(text)
+    if not toks:
+        return _fallback(text, ctx, () if text else ("empty",))
+    canon = _canonical(toks)
+    k, hard = 0, True
+    if toks[0].low not in KEYWORDS:
+        hard = False
+        while k < len(toks) and toks[k].kind == WORD and toks[k].low in LEADING_FILLERS:
+            k += 1
+    if k < len(toks) and toks[k].kind == WORD and toks[k].low in KEYWORDS:
+        reader = _KEYWORD_READERS[KEYWORDS[toks[k].low]]
+        reading = reader(text, toks, canon, k, ctx, hard)
+        if reading is not None:
+            return reading
+    return _read_free(text, toks, canon, ctx)

@@ -1,0 +1,355 @@
+"""gateway.reader: the shared samples, our labelled set, the fields, and properties."""
+from __future__ import annotations
+
+import csv
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from gateway.reader import (
+    INTENTS, Context, Item, Reading, format_rupiah, parse_amount, read,
+)
+
+HERE = Path(__file__).resolve().parent
+LABELLED = HERE / "data" / "sms_labelled.tsv"
+
+
+def _samples_path() -> Path | None:
+    """The shared sample file beside the repository, or where HELPDESK_SAMPLES says."""
+    beside = Path(__file__).resolve().parents[2] / "shared" / "samples" / "sms-examples.tsv"
+    if beside.is_file():
+        return beside
+    env = os.environ.get("HELPDESK_SAMPLES")
+    if env:
+        path = Path(env)
+        if path.is_dir():
+            path = path / "sms-examples.tsv"
+        if path.is_file():
+            return path
+    return None
+
+
+def _rows(path: Path | None, what: str):
+    """Rows as pytest params; a missing file becomes one failing param, never a skip."""
+    if path is None or not path.is_file():
+        return [pytest.param(None, id=f"{what}-missing")]
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    return [pytest.param(row, id=f"{row['number']}") for row in rows]
+
+
+def _check_row(row, what):
+    assert row is not None, (
+        f"{what} not found: expected ../shared/samples/sms-examples.tsv beside the "
+        "repository, or a path in HELPDESK_SAMPLES")
+    reading = read(row["text"])
+    want_amount = int(row["amount"]) if row["amount"].strip() else None
+    assert (reading.intent, reading.amount) == (row["intent"], want_amount), (
+        f"{row['text']!r} read as {reading}")
+
+
+@pytest.mark.parametrize("row", _rows(_samples_path(), "sample file"))
+def test_shared_samples(row):
+    _check_row(row, "The shared sample file")
+
+
+@pytest.mark.parametrize("row", _rows(LABELLED, "labelled set"))
+def test_labelled_set(row):
+    _check_row(row, "tests/data/sms_labelled.tsv")
+
+
+def test_labelled_set_is_large_and_varied():
+    with LABELLED.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    assert len(rows) >= 200
+    intents = {r["intent"] for r in rows}
+    assert intents >= {"order", "complaint", "payment", "status", "register", "help",
+                       "stop", "start", "other"}
+
+
+# --- Fields -----------------------------------------------------------------------------
+
+CATALOGUE = Context(product_codes=frozenset({"XL25", "XL50", "TSEL50", "AXIS10"}))
+
+
+def test_order_fields():
+    r = read("Pesan TSEL50 4 antar ke ruko blok C2")
+    assert r.items == (Item("TSEL50", 4),)
+    assert r.note == "antar ke ruko blok C2"
+    assert r.keyword == "PESAN" and r.problems == ()
+
+
+def test_order_several_items_and_polite_note():
+    r = read("pesan xl25 2 dan tsel50 1 kak")
+    assert r.items == (Item("XL25", 2), Item("TSEL50", 1))
+    assert r.note is None
+
+
+def test_order_resolves_split_code_only_with_a_catalogue():
+    assert read("beli voucher xl 25 ribu 3", CATALOGUE).items == (Item("XL25", 3),)
+    plain = read("beli voucher xl 25 ribu 3")
+    assert plain.intent == "order" and plain.items == ()
+    assert plain.problems == ("unknown_product",)
+
+
+def test_order_unknown_code_in_catalogue():
+    r = read("PESAN XL99 2", CATALOGUE)
+    assert r.intent == "order" and r.items == () and "unknown_product" in r.problems
+
+
+def test_order_without_quantity():
+    r = read("PESAN XL25")
+    assert r.items == (Item("XL25", 1),) and r.problems == ("no_quantity",)
+
+
+def test_payment_fields():
+    r = read("KONFIRMASI 9 80rb BRI a.n. Tono")
+    assert (r.intent, r.order_number, r.amount, r.bank, r.payer_name) == (
+        "payment", "9", 80000, "BRI", "Tono")
+    r = read("bayar#8#Rp 55.000#mandiri#joko")
+    assert (r.order_number, r.amount, r.bank, r.payer_name) == ("8", 55000, "Mandiri", "joko")
+
+
+def test_payment_free_text_fields():
+    r = read("sdh trf 2jt ke rek bni a.n. Budi Santoso")
+    assert (r.intent, r.amount, r.bank, r.payer_name) == ("payment", 2_000_000, "BNI",
+                                                          "Budi Santoso")
+    assert r.problems == ("no_reference",)
+    assert read("sdh tf 125rb, no order 45").order_number == "45"
+
+
+def test_payment_bare_number_uses_open_orders():
+    assert read("BAYAR 5000").amount == 5000
+    r = read("BAYAR 5000", Context(open_order_numbers=("5000",)))
+    assert (r.order_number, r.amount, r.problems) == ("5000", None, ("no_amount",))
+
+
+def test_payment_dot_separated_fields():
+    r = read("bayar.8.200.000.bca")
+    assert (r.order_number, r.amount, r.bank) == ("8", 200_000, "BCA")
+
+
+def test_phone_numbers_are_not_money():
+    r = read("sudah transfer ke 0812-3456-7890 dana 50rb")
+    assert r.amount == 50000 and r.bank == "DANA"
+    assert read("nomor saya 081234567890").intent == "other"
+
+
+def test_dana_as_a_word_is_not_a_bank():
+    assert read("dana sudah saya transfer 50rb").bank is None
+
+
+def test_status_reference():
+    assert read("cek tiket 15").reference == "15"
+    assert read("STATUS").problems == ("no_reference",)
+
+
+def test_register_and_start():
+    assert read("DAFTAR#CV Sinar Terang").name == "CV Sinar Terang"
+    assert read("REG nama saya: Budi").name == "Budi"
+    assert read("REG").intent == "start"
+    assert read("START").intent == "start"
+    assert read("daftar harga dong").intent == "other"
+
+
+def test_complaint_body_is_text_after_keyword():
+    assert read("keluhan: sinyal modem lemot").body == "sinyal modem lemot"
+    assert read("pulsa blm masuk").body == "pulsa blm masuk"
+    assert read("KOMPLAIN").problems == ("no_text",)
+
+
+def test_open_ticket_turns_other_into_reply():
+    ctx = Context(has_open_ticket=True)
+    assert read("makasih kak", ctx).intent == "reply"
+    assert read("Apakah toko buka hari minggu?", ctx).intent == "reply"
+    assert read("STOP", ctx).intent == "stop"
+    assert read("udh tf 150rb ke bri", ctx).intent == "payment"
+
+
+def test_amount_only_on_payments():
+    assert read("sudah tf 150rb tapi pulsa belum masuk").amount is None
+    assert read("pulsa 25rb harganya berapa?").amount is None
+
+
+@pytest.mark.parametrize("written,value", [
+    ("150000", 150000), ("150.000", 150000), ("Rp 150.000", 150000),
+    ("Rp150.000", 150000), ("Rp. 150.000,-", 150000), ("150rb", 150000),
+    ("150 rb", 150000), ("150 ribu", 150000), ("150k", 150000), ("150K", 150000),
+    ("1,5jt", 1500000), ("1.5 juta", 1500000), ("1.2jt", 1200000), ("2 juta", 2000000),
+    ("80rb", 80000), ("Rp 150.000,00", 150000), ("150,000", 150000),
+    ("abc", None), ("0812", None), ("1.5", None), ("", None), ("Rp", None),
+])
+def test_parse_amount(written, value):
+    assert parse_amount(written) == value
+
+
+def test_format_rupiah():
+    assert format_rupiah(51037) == "Rp 51.037"
+    assert format_rupiah(0) == "Rp 0"
+    assert format_rupiah(1_500_000) == "Rp 1.500.000"
+
+
+# --- Properties -------------------------------------------------------------------------
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=1600), st.booleans())
+def test_any_text_reads_without_error(text, open_ticket):
+    r = read(text, Context(has_open_ticket=open_ticket, product_codes=frozenset({"XL25"})))
+    assert isinstance(r, Reading) and r.intent in INTENTS
+    assert r.amount is None or isinstance(r.amount, int)
+
+
+# Texts made of the characters the tokeniser cares about find its corners faster.
+_TRICKY = st.lists(st.sampled_from(
+    list("0123456789 .,#:-+RrPpKkJjTtBbAaYyXxLl?!") +
+    ["rb", "jt", "juta", "ribu", "Rp", "BAYAR", "PESAN", "CEK", "REG", "a.n.", "XL25", "08",
+     "62", "bca", "dana", "sudah", "tf", "belum", "shopee", "pay", "2x", "no", "order"]),
+    max_size=120).map("".join)
+
+
+@settings(max_examples=500)
+@given(_TRICKY)
+def test_number_heavy_text_reads_without_error(text):
+    r = read(text, CATALOGUE)
+    assert r.intent in INTENTS
+    if r.amount is not None:
+        assert r.amount >= 0
+
+
+@pytest.mark.parametrize("text", [
+    "1.,5", "1,.,2 rb", "BAYAR 1..2", "Rp 1.,-", "0812-", "+62", "a.n.", "1" * 1600,
+    "1." * 800, "\u202e\u0645\u0631\u062d\u0628\u0627 7", "\x00PESAN\x00XL25\x002",
+])
+def test_awkward_texts_read_without_error(text):
+    assert read(text).intent in INTENTS
+
+
+def _dotted(n: int) -> str:
+    return f"{n:,}".replace(",", ".")
+
+
+def written_forms(n: int) -> list[str]:
+    """Every way of writing n that parse_amount promises to read."""
+    forms = [str(n), _dotted(n), f"Rp {_dotted(n)}", f"Rp{_dotted(n)}",
+             f"Rp. {_dotted(n)},-", f"rp {n}", f"IDR {n}", f"{_dotted(n)},00"]
+    if n >= 1000:
+        forms.append(f"{n:,}")
+    if n % 1000 == 0:
+        k = n // 1000
+        forms += [f"{k}rb", f"{k} rb", f"{k} ribu", f"{k}k", f"{k}K", f"Rp {k}rb"]
+        whole, frac = divmod(n, 1_000_000)
+        frac_digits = f"{frac:06d}".rstrip("0")   # at most 3 digits, since 1000 | n
+        if frac_digits:
+            forms += [f"{whole},{frac_digits}jt", f"{whole}.{frac_digits} juta",
+                      f"{whole},{frac_digits} JT"]
+        else:
+            forms += [f"{whole}jt", f"{whole} juta"]
+    return forms
+
+
+_AMOUNTS = st.one_of(st.integers(0, 10**12), st.integers(1, 10**9).map(lambda k: k * 1000),
+                     st.integers(1, 9999).map(lambda k: k * 1000))
+
+
+@given(_AMOUNTS)
+def test_amounts_round_trip(n):
+    for form in written_forms(n):
+        assert parse_amount(form) == n, form
+    assert parse_amount(format_rupiah(n)) == n
+
+
+@st.composite
+def _cased(draw, word: str) -> str:
+    flips = draw(st.lists(st.booleans(), min_size=len(word), max_size=len(word)))
+    return "".join(c.upper() if f else c.lower() for c, f in zip(word, flips))
+
+
+@st.composite
+def _joiner(draw):
+    """One separator style per text, as a person types it, with optional extra spaces."""
+    sep = draw(st.sampled_from([" ", "#", ",", "."]))
+    pads = st.sampled_from(["", " ", "  "]) if sep != " " else st.sampled_from(["", " ", "  "])
+
+    def join(fields):
+        out = fields[0]
+        for f in fields[1:]:
+            out += draw(pads) + sep + draw(pads) + f
+        return draw(pads) + out + draw(pads)
+    return join
+
+
+NAMES = ["Rina", "Budi Santoso", "Siti Aminah", "Hendra", "Dewi Lestari", "joko"]
+BANKS = {"bca": "BCA", "bri": "BRI", "bni": "BNI", "mandiri": "Mandiri", "bsi": "BSI",
+         "cimb niaga": "CIMB", "permata": "Permata", "dana": "DANA", "ovo": "OVO",
+         "gopay": "GoPay", "shopeepay": "ShopeePay", "shopee pay": "ShopeePay"}
+CODES = ["XL25", "TSEL50", "AXIS10", "IM3", "SMART100"]
+
+
+@given(st.data())
+def test_order_keyword_survives_variation(data):
+    join = data.draw(_joiner())
+    kw = data.draw(_cased(data.draw(st.sampled_from(["PESAN", "ORDER", "BELI"]))))
+    code = data.draw(st.sampled_from(CODES))
+    qty = data.draw(st.integers(1, 999))
+    note = data.draw(st.sampled_from([None, "antar sore", "ambil sendiri"]))
+    fields = [kw, data.draw(_cased(code)), str(qty)] + ([note] if note else [])
+    r = read(join(fields))
+    assert (r.intent, r.items, r.note, r.problems) == ("order", (Item(code, qty),), note, ())
+
+
+@given(st.data())
+def test_payment_keyword_survives_variation(data):
+    join = data.draw(_joiner())
+    kw = data.draw(_cased(data.draw(st.sampled_from(["BAYAR", "KONFIRMASI", "PAY"]))))
+    order = data.draw(st.integers(1, 99999))
+    amount = data.draw(st.integers(1, 50_000).map(lambda k: k * 1000))
+    written = data.draw(st.sampled_from(
+        [f for f in written_forms(amount) if "," not in f or f.endswith(("jt", "JT", ",-"))]))
+    bank_alias = data.draw(st.sampled_from(sorted(BANKS)))
+    name = data.draw(st.sampled_from(NAMES))
+    text = join([kw, str(order), written, data.draw(_cased(bank_alias)), name])
+    r = read(text)
+    assert (r.intent, r.order_number, r.amount, r.bank, r.payer_name, r.problems) == (
+        "payment", str(order), amount, BANKS[bank_alias], name, ()), text
+
+
+@given(st.data())
+def test_status_keyword_survives_variation(data):
+    join = data.draw(_joiner())
+    kw = data.draw(_cased(data.draw(st.sampled_from(["STATUS", "CEK"]))))
+    ref = str(data.draw(st.integers(1, 99999)))
+    r = read(join([kw, ref]))
+    assert (r.intent, r.reference) == ("status", ref)
+
+
+@given(st.data())
+def test_register_keyword_survives_variation(data):
+    join = data.draw(_joiner())
+    kw = data.draw(_cased(data.draw(st.sampled_from(["REG", "DAFTAR"]))))
+    name = data.draw(st.sampled_from(NAMES + ["CV Sinar Terang", "Toko Maju Jaya"]))
+    r = read(join([kw, name]))
+    assert (r.intent, r.name) == ("register", name)
+
+
+@given(st.data())
+def test_bare_keywords_survive_variation(data):
+    word, intent = data.draw(st.sampled_from([
+        ("HELP", "help"), ("BANTUAN", "help"), ("INFO", "help"), ("STOP", "stop"),
+        ("UNREG", "stop"), ("BERHENTI", "stop"), ("START", "start")]))
+    before = data.draw(st.sampled_from(["", " ", "  ", "\n"]))
+    after = data.draw(st.sampled_from(["", " ", "!", ".", "!!", " ?", "\n"]))
+    r = read(before + data.draw(_cased(word)) + after)
+    assert r.intent == intent
+
+
+@given(st.data())
+def test_complaint_keyword_survives_variation(data):
+    kw = data.draw(_cased(data.draw(st.sampled_from(["KOMPLAIN", "KELUHAN", "COMPLAINT"]))))
+    sep = data.draw(st.sampled_from([" ", ": ", ":", "#", " - ", "  "]))
+    body = data.draw(st.sampled_from(["paket data tidak aktif", "sinyal lemot",
+                                      "the voucher code is invalid", "Pulsa 50rb blm masuk"]))
+    r = read(kw + sep + body)
+    assert (r.intent, r.body) == ("complaint", body)
