@@ -21,6 +21,9 @@ from gateway.inbound_store import RawPart
 log = logging.getLogger(__name__)
 
 READ_BATCH = 100  # parts read per poll; the poller comes back at once while more remain
+# A modem that stops answering blocks a Gammu call for 20 s to several minutes. Past this,
+# the watchdog aborts the call; an aborted StateMachine is then replaced, as Abort sticks.
+CALL_TIMEOUT = 30.0
 
 # Errors that mean the link to the modem is gone: drop the StateMachine and reconnect.
 LINK_ERRORS = tuple(getattr(gammu, name) for name in (
@@ -86,7 +89,8 @@ def raw_part(sms: dict) -> RawPart:
 class ModemWorker(service.Service):
     """Owns one StateMachine on one thread; every public method returns a Deferred."""
 
-    def __init__(self, config, reactor, *, threaded=True, reconnect_delay=(1.0, 60.0)):
+    def __init__(self, config, reactor, *, threaded=True, reconnect_delay=(1.0, 60.0),
+                 call_timeout=CALL_TIMEOUT):
         self.config = config
         self.name = config.name
         self.reactor = reactor
@@ -97,8 +101,10 @@ class ModemWorker(service.Service):
         self._retry_at = 0.0
         self._delay_min, self._delay_max = reconnect_delay
         self._delay = self._delay_min
+        self.call_timeout = call_timeout
         self._queue: queue.Queue = queue.Queue()
         self._thread = None
+        self._busy = False
 
     # -- service ----------------------------------------------------------------------
     def startService(self):
@@ -113,8 +119,11 @@ class ModemWorker(service.Service):
         if self._thread is None:
             return
         self._queue.put(None)
-        # A hung modem must not wedge shutdown: wait a little, then leave the daemon
-        # thread behind; the process is exiting anyway.
+        # A hung modem must not wedge shutdown: abort its call, wait a little, then leave
+        # the daemon thread behind; the process is exiting anyway.
+        machine = self.machine
+        if machine is not None and self._busy:
+            machine.Abort()
         self._thread.join(timeout=5)
         if self._thread.is_alive():
             log.warning("modem %s did not stop within 5 s; leaving its thread", self.name)
@@ -144,6 +153,10 @@ class ModemWorker(service.Service):
 
     def _guarded(self, fn, *args):
         machine = self._connect()
+        watchdog = threading.Timer(self.call_timeout, self._abort, args=(machine,))
+        watchdog.daemon = True
+        self._busy = True
+        watchdog.start()
         try:
             return fn(machine, *args)
         except LINK_ERRORS as e:
@@ -152,6 +165,14 @@ class ModemWorker(service.Service):
             self._disconnect()
             self._retry_at = time.monotonic() + self._delay
             raise
+        finally:
+            watchdog.cancel()
+            self._busy = False
+
+    def _abort(self, machine):
+        log.warning("modem %s did not answer within %.0f s; aborting the call",
+                    self.name, self.call_timeout)
+        machine.Abort()  # safe from another thread; the call raises ERR_ABORTED
 
     def _connect(self):
         if self.machine is not None:

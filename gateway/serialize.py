@@ -4,7 +4,7 @@ from __future__ import annotations
 import datetime as dt
 
 
-from gateway.db.models import Call, Contact, Message, Order, Payment, Ticket, User
+from gateway.db.models import Call, Contact, Message, Order, Payment, Ticket
 
 
 def iso(value: dt.datetime | None) -> str | None:

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import joinedload, selectinload
 
 from gateway import users
-from gateway.db.models import Call, Contact, Message, Modem, Order, Payment, Ticket, User
+from gateway.db.models import Call, Contact, Message, Modem, Order, Payment, Ticket
 from gateway.outbox_store import OutboxError, queue_message
 from gateway.phone import normalise
 from gateway.serialize import (call_dict, contact_dict, iso, message_dict, order_dict,
