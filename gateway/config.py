@@ -57,6 +57,7 @@ class Config:
     poll_interval: float = 1.0
     multipart_timeout: float = 600.0
     send_attempts: int = 5
+    delivery_reports: bool = False
     bank_accounts: tuple[str, ...] = ()
     unique_code_max: int = 999
     modems: tuple[ModemConfig, ...] = field(default_factory=tuple)
@@ -116,6 +117,7 @@ SCHEMA = {
         "poll_interval": ("poll_interval", (int, float), _positive),
         "multipart_timeout": ("multipart_timeout", (int, float), _positive),
         "send_attempts": ("send_attempts", int, _positive),
+        "delivery_reports": ("delivery_reports", bool, None),
     },
     "payments": {
         "accounts": ("bank_accounts", list, _accounts),
@@ -176,7 +178,7 @@ def parse(data: dict, path: str = "(config)") -> Config:
                 known = ", ".join(sorted(SCHEMA[section]))
                 raise ConfigError(path, name, f"unknown key (known: {known})")
             attr, kind, check = SCHEMA[section][key]
-            if isinstance(value, bool) or not isinstance(value, kind):
+            if isinstance(value, bool) != (kind is bool) or not isinstance(value, kind):
                 raise ConfigError(path, name, f"must be {_kind_name(kind)}, not {value!r}")
             problem = check(value) if check else None
             if problem:
@@ -195,7 +197,8 @@ def parse(data: dict, path: str = "(config)") -> Config:
 def _kind_name(kind):
     if kind == (int, float):
         return "a number"
-    return {str: "a string", int: "a whole number", list: "a list"}[kind]
+    return {str: "a string", int: "a whole number", list: "a list",
+            bool: "true or false"}[kind]
 
 
 def _parse_ami(body, path):

@@ -41,8 +41,9 @@ class RawPart:
     def dedupe_key(self) -> str:
         when = self.smsc_time.isoformat() if self.smsc_time else "-"
         text_hash = hashlib.sha256(self.text.encode("utf-16-be", "surrogatepass")).hexdigest()
+        kind = f"sr{self.report_reference}" if self.status_report else "sms"
         fields = [self.sender, when, str(self.reference), str(self.part_number),
-                  str(self.part_count), text_hash, "sr" if self.status_report else "sms"]
+                  str(self.part_count), text_hash, kind]
         return hashlib.sha256("|".join(fields).encode()).hexdigest()
 
     @property
@@ -153,9 +154,38 @@ def _file(session, modem, parts, count, config, now) -> int:
     return message.id
 
 
+REPORT_WINDOW = dt.timedelta(days=3)  # references repeat every 256 texts: only recent ones
+
+
 def _store_report(session, modem, part, key, region, now):
+    """Keep a delivery report and move the text it is about to delivered or failed.
+
+    Matched by modem, message reference and number among recent texts; a report that
+    matches nothing is kept for a person, never taken for a customer's text.
+    """
     session.add(MessagePart(dedupe_key=key, modem=modem, sender=part.sender, payload=b"",
                             coding="status_report", smsc_time=part.smsc_time, received_at=now))
-    session.add(StatusReport(modem=modem, reference=part.report_reference or 0,
-                             number=normalise(part.sender, region) or part.sender,
-                             status=part.report_status or "unknown", received_at=now))
+    number = normalise(part.sender, region) or part.sender
+    report = StatusReport(modem=modem, reference=part.report_reference or 0, number=number,
+                          status=part.report_status or "unknown", received_at=now)
+    session.add(report)
+    message = session.scalar(
+        select(Message).join(MessagePart, MessagePart.message_id == Message.id)
+        .where(MessagePart.modem == modem, MessagePart.reference == part.report_reference,
+               Message.direction == "out", Message.number == number,
+               Message.sent_at >= now - REPORT_WINDOW)
+        .order_by(Message.sent_at.desc()).limit(1))
+    if message is None:
+        log.info("delivery report from %s (reference %s) matches no text", number,
+                 part.report_reference)
+        return
+    report.message_id = message.id
+    if report.status == "failed":
+        message.status, message.last_error = "failed", "the network reported it undeliverable"
+    elif report.status == "delivered":
+        session.flush()
+        delivered = session.scalar(select(func.count(func.distinct(StatusReport.reference)))
+                                   .where(StatusReport.message_id == message.id,
+                                          StatusReport.status == "delivered"))
+        if delivered >= len(message.parts) and message.status == "sent":
+            message.status, message.delivered_at = "delivered", now

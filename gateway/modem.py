@@ -66,6 +66,16 @@ def to_utc(value) -> dt.datetime | None:
     return value
 
 
+def delivery_outcome(status) -> str:
+    """TP-Status (3GPP TS 23.040 9.2.3.15): 0x00-0x1F done, 0x20-0x3F still trying,
+    0x40 and up given up."""
+    if not isinstance(status, int):
+        return "unknown"
+    if status < 0x20:
+        return "delivered" if status <= 0x02 else "failed"  # 0x03-0x1F: replaced/reserved
+    return "pending" if status < 0x40 else "failed"
+
+
 def raw_part(sms: dict) -> RawPart:
     """python-gammu's SMS dict -> RawPart."""
     udh = sms.get("UDH") or {}
@@ -77,7 +87,7 @@ def raw_part(sms: dict) -> RawPart:
         return RawPart(location=sms["Location"], sender=sms.get("Number") or "",
                        text=sms.get("Text") or "", smsc_time=to_utc(sms.get("DateTime")),
                        status_report=True, report_reference=sms.get("MessageReference"),
-                       report_status=str(sms.get("DeliveryStatus")))
+                       report_status=delivery_outcome(sms.get("DeliveryStatus")))
     return RawPart(
         location=sms["Location"], sender=sms.get("Number") or "", text=sms.get("Text") or "",
         smsc_time=to_utc(sms.get("DateTime")), coding=sms.get("Coding") or "",
@@ -212,9 +222,9 @@ class ModemWorker(service.Service):
     def delete(self, locations: list[int]):
         return self._call(_delete, locations)
 
-    def send(self, number: str, text: str):
+    def send(self, number: str, text: str, status_report: bool = False):
         """Send one text (split and encoded by Gammu); the message references of its parts."""
-        return self._call(_send, number, text)
+        return self._call(_send, number, text, status_report)
 
     def status(self):
         return self._call(_status)
@@ -258,12 +268,14 @@ def encode(text: str) -> list[dict]:
                                                       "Buffer": text}]})
 
 
-def _send(machine, number, text):
+def _send(machine, number, text, status_report=False):
     parts = encode(text)
     references = []
     for part in parts:
         part["SMSC"] = {"Location": 1}
         part["Number"] = number
+        if status_report:
+            part["Type"] = "Status_Report"  # python-gammu's way to set TP-SRR
         try:
             references.append(machine.SendSMS(part))
         except gammu.GSMError as e:

@@ -105,7 +105,8 @@ class OutboxDispatcher(service.Service):
         worker = None
         try:
             worker = self._choose(item.modem)
-            references = yield worker.send(item.number, item.text)
+            references = yield worker.send(item.number, item.text,
+                                           self.config.delivery_reports)
         except PartialSend as e:
             log.warning("text %d: %s", item.id, e)
             yield self.db.run(outbox_store.mark_failed, item.id, str(e), "unknown", worker.name)

@@ -33,7 +33,7 @@ def inject(modem, number: str, text: str, when: dt.datetime | None = None) -> li
     for part in parts:
         part.update(Number=number, DateTime=when, SMSCDateTime=when, State="UnRead",
                     SMSC={"Location": 0, "Number": SMSC, "Validity": "NA", "Format": "Text"},
-                    PDU="Deliver", Folder=1, InboxFolder=True)
+                    Type="Deliver", Folder=1, InboxFolder=True)
         paths.append(_write_backup(inbox, part))
     return paths
 
