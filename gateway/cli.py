@@ -66,6 +66,9 @@ def _parser():
     command("web", cmd_web, "run the operator UI and the API alone")
     command("demo", None, "set up a demo under ./var and run it")
     command("check", cmd_check, "Nagios plugin: one status line, exit 0/1/2/3")
+    p = command("agi", cmd_agi, "answer one stdio AGI request from Asterisk (dialplans/README.md)")
+    p.add_argument("args", nargs="*",
+                   help="the AGI script (incoming, answered, hangup) and its arguments")
 
     user = sub.add_parser("user", help="manage operators").add_subparsers(
         dest="action", required=True, metavar="ACTION")
@@ -333,6 +336,12 @@ def cmd_check(cfg, args) -> int:
     line, code = run_check(cfg)
     print(line)
     return code
+
+
+def cmd_agi(cfg, args) -> int:
+    from gateway import agi_script
+
+    return agi_script.main(cfg, args.args)
 
 
 def cmd_sim_inject(cfg, args) -> int:

@@ -54,7 +54,7 @@ class Config:
     ami: dict | None = None
     country: str = "ID"
     language: str = "id"
-    poll_interval: float = 1.0
+    poll_interval: float = 0.5
     multipart_timeout: float = 600.0
     send_attempts: int = 5
     delivery_reports: bool = False

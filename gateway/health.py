@@ -25,11 +25,16 @@ def register_modems(session, names: list[str]) -> None:
             session.add(Modem(name=name, status="unknown"))
 
 
-def record(session, name: str, readings: dict | None, error: str | None, now) -> None:
+def record(session, name: str, readings: dict | None, error: str | None, now,
+           counts: dict | None = None) -> None:
+    """A modem's readings (None: it did not answer) and its counters since last time."""
     modem = session.scalar(select(Modem).where(Modem.name == name))
     if modem is None:
-        modem = Modem(name=name)
+        modem = Modem(name=name, received_count=0, sent_count=0, failed_count=0)
         session.add(modem)
+    for key, value in (counts or {}).items():
+        column = f"{key}_count"
+        setattr(modem, column, (getattr(modem, column) or 0) + value)
     if readings is None:
         modem.status = "down"
         modem.last_error = (error or "")[:255]
@@ -65,9 +70,12 @@ class HealthMonitor(service.Service):
                 readings = yield worker.status()
             except Exception as e:
                 error = error_text(e) if not str(e).startswith("modem ") else str(e)
+            counts, worker.counts = dict(worker.counts), type(worker.counts)()
             try:
-                yield self.db.run(record, worker.name, readings, error, utcnow(self.clock))
+                yield self.db.run(record, worker.name, readings, error, utcnow(self.clock),
+                                  counts)
             except Exception:
+                worker.counts.update(counts)  # not lost: written with the next reading
                 log.exception("could not record the health of modem %s", worker.name)
         if self.running:
             self._call = self.clock.callLater(self.every, self.check)

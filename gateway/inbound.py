@@ -58,6 +58,7 @@ class InboundPoller(service.Service):
     def poll(self):
         """One read-store-delete round; returns whether the SIM may hold more."""
         self._running = defer.Deferred()
+        started = self.clock.seconds()
         more = False
         try:
             more = yield self._poll_once()
@@ -73,8 +74,10 @@ class InboundPoller(service.Service):
             running.callback(None)
         if self.failures:
             delay = min(MAX_BACKOFF, self.config.poll_interval * 2 ** self.failures)
-        else:
-            delay = 0 if more else self.config.poll_interval
+        elif more:
+            delay = 0
+        else:  # fixed rate: a slow read does not stretch the wait for the next text
+            delay = max(0.0, self.config.poll_interval - (self.clock.seconds() - started))
         self._schedule(delay)
         return more
 
@@ -89,6 +92,7 @@ class InboundPoller(service.Service):
         if _KILL_AFTER_COMMIT:
             os.kill(os.getpid(), signal.SIGKILL)
         yield self.worker.delete(result.deletable)
+        self.worker.counts["received"] += len(result.messages)
         if result.messages and self.on_stored:
             self.on_stored(result.messages)
         return more

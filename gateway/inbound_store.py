@@ -11,10 +11,11 @@ import hashlib
 import logging
 from dataclasses import dataclass
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
 from gateway import tickets
-from gateway.db.models import Message, MessagePart, Modem, StatusReport, utcnow
+from gateway.db.models import Message, MessagePart, StatusReport, utcnow
+from gateway.db.pool import batch
 from gateway.phone import normalise
 
 log = logging.getLogger(__name__)
@@ -61,7 +62,11 @@ def store_batch(session, modem: str, parts: list[RawPart], config,
                 now: dt.datetime | None = None) -> StoreResult:
     """Store parts read from `modem`; file every text they complete (`config` gives the
     region for numbers, the reply language and the order settings)."""
-    now = now or utcnow()
+    with batch(session):
+        return _store_batch(session, modem, parts, config, now or utcnow())
+
+
+def _store_batch(session, modem, parts, config, now) -> StoreResult:
     keys = {p.dedupe_key: p for p in parts}
     known = set(session.scalars(select(MessagePart.dedupe_key)
                                 .where(MessagePart.dedupe_key.in_(list(keys)))))
@@ -90,9 +95,6 @@ def store_batch(session, modem: str, parts: list[RawPart], config,
         count = waiting[0].part_count
         if len({p.part_number for p in waiting}) >= count:
             completed.append(_file(session, modem, waiting, count, config, now))
-    if completed:
-        session.execute(update(Modem).where(Modem.name == modem).values(
-            received_count=Modem.received_count + len(completed)))
     return StoreResult(deletable=[p.location for p in parts], messages=completed)
 
 

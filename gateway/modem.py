@@ -6,6 +6,7 @@ the reactor gets a Deferred back. Everything handed back is plain data.
 """
 from __future__ import annotations
 
+import collections
 import datetime as dt
 import logging
 import queue
@@ -115,6 +116,9 @@ class ModemWorker(service.Service):
         self._queue: queue.Queue = queue.Queue()
         self._thread = None
         self._busy = False
+        # Texts received, sent and failed since the health monitor last wrote them down;
+        # kept here (reactor thread only) so no hot transaction contends for the modem row.
+        self.counts = collections.Counter()
 
     # -- service ----------------------------------------------------------------------
     def startService(self):

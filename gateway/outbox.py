@@ -109,9 +109,11 @@ class OutboxDispatcher(service.Service):
                                            self.config.delivery_reports)
         except PartialSend as e:
             log.warning("text %d: %s", item.id, e)
+            worker.counts["failed"] += 1
             yield self.db.run(outbox_store.mark_failed, item.id, str(e), "unknown", worker.name)
         except PERMANENT_SEND_ERRORS as e:
             log.warning("text %d to %s failed for good: %s", item.id, item.number, error_text(e))
+            worker.counts["failed"] += 1
             yield self.db.run(outbox_store.mark_failed, item.id, error_text(e), "failed",
                               worker.name)
         except (gammu.GSMError, ModemUnavailable) as e:
@@ -125,4 +127,5 @@ class OutboxDispatcher(service.Service):
             yield self.db.run(outbox_store.mark_failed, item.id, error_text(e), "unknown",
                               worker.name if worker else None)
         else:
+            worker.counts["sent"] += 1
             yield self.db.run(outbox_store.mark_sent, item.id, worker.name, references, now())

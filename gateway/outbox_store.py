@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import or_, select, update
 
-from gateway.db.models import Message, MessagePart, Modem, Ticket, utcnow
+from gateway.db.models import Message, MessagePart, Ticket, utcnow
 
 MAX_TEXT = 1530  # 10 GSM-7 parts of 153 characters; longer texts are refused up front
 
@@ -78,8 +78,6 @@ def mark_sent(session, message_id: int, modem: str, references: list[int], now) 
         session.add(MessagePart(message_id=message_id, modem=modem, part_number=number,
                                 part_count=len(references), reference=reference,
                                 payload=b"", received_at=now))
-    session.execute(update(Modem).where(Modem.name == modem)
-                    .values(sent_count=Modem.sent_count + 1, last_seen=now))
 
 
 def mark_retry(session, message_id: int, error: str, now, max_attempts: int) -> str:
@@ -102,8 +100,6 @@ def mark_failed(session, message_id: int, error: str, status: str = "failed",
     message.last_error = error[:255]
     if modem:
         message.modem = modem
-        session.execute(update(Modem).where(Modem.name == modem)
-                        .values(failed_count=Modem.failed_count + 1))
 
 
 def backoff(attempt: int) -> dt.timedelta:

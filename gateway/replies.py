@@ -12,6 +12,7 @@ import jinja2.sandbox
 from sqlalchemy import select
 
 from gateway.db.models import ReplyTemplate
+from gateway.db.pool import batch_cached
 
 TEMPLATES = Path(__file__).with_name("templates") / "sms"
 LANGUAGES = ("id", "en")
@@ -47,16 +48,22 @@ def render(template: str, language: str, session=None, /, **context) -> str:
     """The reply text `template` in `language`, an admin's stored edit first if any."""
     if language not in LANGUAGES:
         language = "id"
-    source = None
-    if session is not None:
-        source = session.scalar(select(ReplyTemplate.body).where(
-            ReplyTemplate.name == template, ReplyTemplate.language == language))
+    source = _overrides(session).get((template, language)) if session is not None else None
     if source is not None:
         try:
             return fit(_sandbox.from_string(source).render(**context).strip())
         except jinja2.TemplateError:
             pass  # a broken edit must not silence the helpdesk: the built-in text answers
     return fit(_env.get_template(f"{language}/{template}.j2").render(**context).strip())
+
+
+def _overrides(session) -> dict:
+    """Admins' edits, by (name, language)."""
+    def load():
+        rows = session.execute(select(ReplyTemplate.name, ReplyTemplate.language,
+                                      ReplyTemplate.body))
+        return {(name, language): body for name, language, body in rows}
+    return batch_cached(session, "reply_overrides", load)
 
 
 def check_source(source: str, sample: dict) -> str | None:

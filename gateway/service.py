@@ -11,6 +11,8 @@ from twisted.web.server import Site
 from twisted.web.wsgi import WSGIResource
 
 from gateway import health, outbox_store, secret
+from gateway.agi import agi_service
+from gateway.ami import ami_service
 from gateway.config import listen_endpoint
 from gateway.db.engine import make_engine, make_sessionmaker
 from gateway.db.pool import DBPool, in_transaction
@@ -68,7 +70,9 @@ def make_service(config, reactor, with_modems=True) -> service.MultiService:
         log.warning("%d texts were being sent when the gateway stopped; marked unknown", stale)
 
     top = service.MultiService()
-    db = DBPool(sessions, reactor)
+    # SQLite has one writer: one DB thread writes in turn instead of waiting in SQLite's
+    # sleeping busy handler. MariaDB locks rows and gains from a few threads.
+    db = DBPool(sessions, reactor, size=1 if engine.dialect.name == "sqlite" else 4)
     db.setServiceParent(top)  # first in, last out
     dispatcher = None
     if with_modems:
@@ -90,5 +94,10 @@ def make_service(config, reactor, with_modems=True) -> service.MultiService:
         if dispatcher is not None:
             reactor.callFromThread(dispatcher.wake)
 
+    if with_modems:  # `helpdesk run` answers Asterisk; `helpdesk web` (scale-out) does not
+        agi_service(config, db, reactor, on_queued=on_queued).setServiceParent(top)
+    ami, _click_to_call = ami_service(config, db, reactor)  # (None, None) without [ami]
+    if ami is not None:
+        ami.setServiceParent(top)
     web_service(config, sessions, reactor, on_queued).setServiceParent(top)
     return top

@@ -14,6 +14,7 @@ from sqlalchemy import select
 from gateway import orders, reader, replies
 from gateway.db.models import (OPEN_TICKET_STATUSES, Contact, Message, Order, Product, Ticket,
                                TicketEvent, utcnow)
+from gateway.db.pool import batch_cached
 from gateway.outbox_store import queue_message
 from gateway.phone import is_reachable
 
@@ -90,12 +91,16 @@ def receive(session, message: Message, config) -> None:
     context = reader.Context(
         has_open_ticket=open_ticket is not None,
         open_order_numbers=tuple(o.number for o in orders.open_orders(session, contact.id)),
-        product_codes=frozenset(session.scalars(
-            select(Product.code).where(Product.active.is_(True)))))
+        product_codes=_product_codes(session))
     reading = reader.read(message.text, context)
     message.intent = API_INTENT.get(reading.intent, reading.intent)
     inbound = Inbound(session, message, contact, open_ticket, reading, config)
     HANDLERS.get(reading.intent, _question)(inbound)
+
+
+def _product_codes(session) -> frozenset:
+    return batch_cached(session, "product_codes", lambda: frozenset(session.scalars(
+        select(Product.code).where(Product.active.is_(True)))))
 
 
 def _question(inbound: Inbound) -> None:

@@ -39,7 +39,7 @@ def create_app(config: Config, sessionmaker, *, secret_key: bytes, on_queued=Non
     app.extensions["helpdesk"] = Helpdesk(config, sessionmaker, on_queued)
     app.json.sort_keys = False  # keep the contract's field order, easier to read
 
-    from . import api, auth, db, errors, tickets
+    from . import api, auth, db, errors, reply_templates, shop, tickets
 
     csrf = CSRFProtect(app)
     csrf.exempt(api.bp)  # the API authenticates with Bearer tokens, not cookies
@@ -47,6 +47,8 @@ def create_app(config: Config, sessionmaker, *, secret_key: bytes, on_queued=Non
     app.jinja_env.filters["when"] = tickets.local_time
     app.register_blueprint(auth.bp)
     app.register_blueprint(tickets.bp)
+    app.register_blueprint(shop.bp)
+    app.register_blueprint(reply_templates.bp)
     app.register_blueprint(api.bp)
     errors.register(app)
     app.after_request(_security_headers)

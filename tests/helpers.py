@@ -29,8 +29,9 @@ url = "{db_url}"
 [web]
 listen = "127.0.0.1:{port}"
 secret_file = "{tmp_path}/session.key"
+[agi]
+listen = "127.0.0.1:{free_port()}"
 [sms]
-poll_interval = 0.5
 {extra}
 [[modem]]
 name = "modem1"

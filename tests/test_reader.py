@@ -127,6 +127,20 @@ def test_payment_bare_number_uses_open_orders():
     assert (r.order_number, r.amount, r.problems) == ("5000", None, ("no_amount",))
 
 
+def test_payment_numbers_after_the_amount():
+    assert read("bayar 150rb bca order 7").order_number == "7"
+    assert read("bayar 150rb bca tgl 12").order_number is None
+    r = read("BAYAR 7 50 bca")
+    assert (r.order_number, r.amount, r.problems) == ("7", None, ("no_amount",))
+
+
+def test_payment_after_a_greeting():
+    r = read("min, konfirmasi 9 80rb bri ya, tolong dicek?")
+    assert (r.intent, r.order_number, r.amount, r.bank) == ("payment", "9", 80000, "BRI")
+    assert read("min, bayar pakai apa?").intent == "other"
+    assert read("kak kalau bayar 150rb ke bca bisa?").intent == "other"
+
+
 def test_payment_dot_separated_fields():
     r = read("bayar.8.200.000.bca")
     assert (r.order_number, r.amount, r.bank) == ("8", 200_000, "BCA")

@@ -45,6 +45,30 @@ def in_transaction(sessionmaker, fn, *args):
             time.sleep(0.05 * attempt)
 
 
+def batch_cached(session, key: str, load):
+    """`load()`, remembered while a batch is being filed (see `batch`), else read fresh."""
+    cache = session.info.get("batch")
+    if cache is None:
+        return load()
+    if key not in cache:
+        cache[key] = load()
+    return cache[key]
+
+
+class batch:
+    """Within this block, lookups many texts repeat (the catalogue, edited reply
+    templates) are read once: a batch of a hundred texts asks for them a hundred times."""
+
+    def __init__(self, session):
+        self.session = session
+
+    def __enter__(self):
+        self.session.info["batch"] = {}
+
+    def __exit__(self, *exc):
+        self.session.info.pop("batch", None)
+
+
 class DBPool(service.Service):
     """A small thread pool that owns the database work; starts first, stops last."""
 

@@ -1,0 +1,84 @@
+"""How well and how fast gateway.reader reads texts.
+
+    .venv/bin/python bench/reader_bench.py [--reads N]
+
+Prints the accuracy of intents and amounts on the shared sample file and on
+tests/data/sms_labelled.tsv, the rows it gets wrong, and the throughput of `read` on one
+core over N reads (default 200,000) of the labelled texts in turn.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from gateway.reader import read  # noqa: E402
+
+SAMPLES = REPO.parent / "shared" / "samples" / "sms-examples.tsv"
+LABELLED = REPO / "tests" / "data" / "sms_labelled.tsv"
+
+
+def load(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8", newline="") as f:
+        return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+
+
+def accuracy(name: str, rows: list[dict]) -> None:
+    intents = amounts = 0
+    wrong = []
+    for row in rows:
+        r = read(row["text"])
+        want = int(row["amount"]) if row["amount"].strip() else None
+        intents += r.intent == row["intent"]
+        amounts += r.amount == want
+        if r.intent != row["intent"] or r.amount != want:
+            wrong.append(f"    {row['text']!r}: want {row['intent']} {want}, "
+                         f"got {r.intent} {r.amount}")
+    n = len(rows)
+    print(f"{name}: {n} texts, intent {intents}/{n} ({100 * intents / n:.1f}%), "
+          f"amount {amounts}/{n} ({100 * amounts / n:.1f}%)")
+    for line in wrong:
+        print(line)
+
+
+def throughput(texts: list[str], reads: int) -> None:
+    """Texts per second of CPU time (one thread, so one core) and of wall time; on a busy
+    machine the CPU figure is the one that says what the reader costs."""
+    count = len(texts)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for i in range(reads):
+        read(texts[i % count])
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    print(f"throughput: {reads} reads, {reads / cpu:,.0f} texts/s of CPU time "
+          f"({cpu:.2f} s), {reads / wall:,.0f} texts/s of wall time ({wall:.2f} s); "
+          f"{count} distinct texts, mean {sum(map(len, texts)) / count:.0f} chars")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reads", type=int, default=200_000)
+    args = parser.parse_args()
+    samples = SAMPLES if SAMPLES.is_file() else Path(os.environ.get("HELPDESK_SAMPLES", ""))
+    if samples.is_dir():
+        samples = samples / "sms-examples.tsv"
+    if samples.is_file():
+        accuracy(f"samples ({samples.name})", load(samples))
+    else:
+        print("samples: not found (set HELPDESK_SAMPLES)")
+    labelled = load(LABELLED)
+    accuracy(f"labelled ({LABELLED.name})", labelled)
+    texts = [row["text"] for row in labelled]
+    throughput(texts, args.reads)
+    # Whole 160-character SMS, several labelled texts run together.
+    long_texts = [" ".join(texts[i:i + 12])[:160] for i in range(0, len(texts), 3)]
+    throughput(long_texts, args.reads // 4)
+
+
+if __name__ == "__main__":
+    main()

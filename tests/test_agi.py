@@ -1,0 +1,505 @@
+"""FastAGI server, driven byte for byte by a test peer that speaks as Asterisk's res_agi.
+
+No sockets, no sleeps: StringTransport carries the bytes, task.Clock the time, and
+InlineDBPool runs each transaction at once on the test's real database.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import io
+import re
+
+import pytest
+from sqlalchemy import func, select
+from twisted.internet import error
+from twisted.internet.address import IPv4Address
+from twisted.internet.task import Clock
+from twisted.internet.testing import StringTransport
+from twisted.python.failure import Failure
+
+from gateway import agi, calls
+from gateway.db.models import Call, Contact, Message, Ticket, TicketEvent, User
+from gateway.db.pool import InlineDBPool
+
+NUMBER = "+6281234567890"
+_SET = re.compile(r'^SET VARIABLE (\S+) "((?:[^"\\]|\\.)*)"$')
+_GET = re.compile(r"^GET VARIABLE (\S+)$")
+
+
+class AsteriskPeer:
+    """Asterisk's side of one FastAGI connection: the agi_* header, then one reply per
+    command, as res_agi writes them; keeps the channel's variables like a channel does."""
+
+    def __init__(self, factory, script="incoming", callerid=NUMBER, uniqueid="1700000000.1",
+                 channel="PJSIP/trunk-00000001", args=(), variables=None):
+        self.factory = factory
+        self.proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
+        self.transport = StringTransport()
+        self.proto.makeConnection(self.transport)
+        self.script, self.callerid, self.uniqueid = script, callerid, uniqueid
+        self.channel, self.args = channel, list(args)
+        self.variables = dict(variables or {})
+        self.commands: list[str] = []
+        self.refuse: dict[str, str] = {}  # command word or variable -> reply line(s)
+
+    def header(self) -> bytes:
+        lines = [
+            "agi_network: yes",
+            f"agi_network_script: {self.script}",
+            f"agi_request: agi://127.0.0.1:4573/{self.script}",
+            f"agi_channel: {self.channel}",
+            "agi_language: en",
+            "agi_type: PJSIP",
+            f"agi_uniqueid: {self.uniqueid}",
+            "agi_version: 22.1.1",
+            f"agi_callerid: {self.callerid}",
+            "agi_calleridname: unknown",
+            "agi_callingpres: 0",
+            "agi_callingani2: 0",
+            "agi_callington: 0",
+            "agi_callingtns: 0",
+            "agi_dnid: 0215550000",
+            "agi_rdnis: unknown",
+            "agi_context: helpdesk-incoming",
+            "agi_extension: s",
+            "agi_priority: 6",
+            "agi_enhanced: 0.0",
+            "agi_accountcode: ",
+            "agi_threadid: 140245566940736",
+        ]
+        lines += [f"agi_arg_{i}: {a}" for i, a in enumerate(self.args, 1)]
+        return ("\n".join(lines) + "\n\n").encode()
+
+    def send(self, data: bytes):
+        self.proto.dataReceived(data)
+
+    def start(self):
+        self.send(self.header())
+
+    def pending(self) -> list[str]:
+        data = self.transport.value().decode()
+        self.transport.clear()
+        return [line for line in data.split("\n") if line]
+
+    def answer(self, command: str) -> bytes:
+        self.commands.append(command)
+        m = _SET.match(command)
+        key = command.split(" ", 2)[-1] if command.startswith(("SET", "GET")) else command
+        name = (m.group(1) if m else (_GET.match(command).group(1) if _GET.match(command)
+                                      else key))
+        if name in self.refuse:
+            return self.refuse[name].encode()
+        if m:
+            self.variables[m.group(1)] = re.sub(r"\\(.)", r"\1", m.group(2))
+            return b"200 result=1\n"
+        g = _GET.match(command)
+        if g:
+            value = self.variables.get(g.group(1))
+            return (b"200 result=0\n" if value is None
+                    else f"200 result=1 ({value})\n".encode())
+        return b"510 Invalid or unknown command\n"
+
+    def run(self, limit=50):
+        """Header, then answer every command until the server closes the connection."""
+        self.start()
+        for _ in range(limit):
+            lines = self.pending()
+            if not lines:
+                break
+            for line in lines:
+                self.send(self.answer(line))
+        assert self.transport.disconnecting, "the server should close the AGI connection"
+        self.proto.connectionLost(Failure(error.ConnectionDone()))
+        return self
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def queued():
+    return []
+
+
+@pytest.fixture
+def factory(sessionmaker, clock, queued):
+    return agi.FastAGIFactory(InlineDBPool(sessionmaker), "ID", "id", clock, queued.append)
+
+
+@pytest.fixture
+def db(sessionmaker):
+    with sessionmaker() as session:
+        yield session
+
+
+def add_operator(db, name="siti", extension="101") -> User:
+    user = User(name=name, password_hash="x", role="operator", extension=extension)
+    db.add(user)
+    db.flush()
+    return user
+
+
+def add_contact(db, phone=NUMBER, name=None, owner=None) -> Contact:
+    contact = Contact(phone=phone, name=name, owner_id=owner.id if owner else None)
+    db.add(contact)
+    db.flush()
+    return contact
+
+
+def add_ticket(db, contact, status="open", assignee=None, kind="question") -> Ticket:
+    ticket = Ticket(kind=kind, status=status, contact_id=contact.id,
+                    assignee_id=assignee.id if assignee else None)
+    db.add(ticket)
+    db.flush()
+    return ticket
+
+
+def call_row(db, uniqueid="1700000000.1") -> Call:
+    db.expire_all()
+    return db.scalar(select(Call).where(Call.uniqueid == uniqueid))
+
+
+# -- the lookup: each kind of caller has a defined answer ---------------------------------
+def test_unknown_caller_gets_a_contact_a_call_ticket_and_a_call_row(factory, db):
+    peer = AsteriskPeer(factory).run()
+    v = peer.variables
+    contact = db.scalar(select(Contact).where(Contact.phone == NUMBER))
+    ticket = db.scalar(select(Ticket).where(Ticket.contact_id == contact.id))
+    assert ticket.kind == "call" and ticket.status == "new"
+    assert v["HELPDESK_LOOKUP"] == "ok"
+    assert v["HELPDESK_NEW"] == "1"
+    assert v["HELPDESK_TICKET"] == str(ticket.id)
+    assert v["HELPDESK_CONTACT"] == str(contact.id)
+    assert v["HELPDESK_OPERATOR"] == "" and v["HELPDESK_OPERATOR_DIAL"] == ""
+    assert "CALLERID(name)" not in v  # nothing to show yet
+    call = call_row(db)
+    assert (call.number, call.direction, call.contact_id, call.ticket_id) == (
+        NUMBER, "in", contact.id, ticket.id)
+    assert v["HELPDESK_CALL"] == str(call.id)
+    assert call.ended_at is None
+    kinds = db.scalars(select(TicketEvent.kind).where(TicketEvent.ticket_id == ticket.id)).all()
+    assert kinds == ["created", "call_in"]
+
+
+def test_known_caller_with_open_ticket_rings_its_assignee(factory, db):
+    siti = add_operator(db)
+    contact = add_contact(db, name='Budi "Toko" Santoso')
+    ticket = add_ticket(db, contact, assignee=siti)
+    db.commit()
+    peer = AsteriskPeer(factory).run()
+    v = peer.variables
+    assert v["CALLERID(name)"] == 'Budi "Toko" Santoso'
+    assert 'SET VARIABLE CALLERID(name) "Budi \\"Toko\\" Santoso"' in peer.commands
+    assert v["HELPDESK_TICKET"] == str(ticket.id)
+    assert v["HELPDESK_OPERATOR"] == "siti"
+    assert v["HELPDESK_OPERATOR_DIAL"] == "PJSIP/101"
+    assert v["HELPDESK_NEW"] == "0"
+    assert db.scalar(select(func.count()).select_from(Ticket)) == 1  # no new ticket
+
+
+def test_known_caller_without_open_ticket_gets_a_call_ticket_for_the_owner(factory, db):
+    owner = add_operator(db, "andi", "PJSIP/102")
+    contact = add_contact(db, name="Budi", owner=owner)
+    add_ticket(db, contact, status="closed")
+    db.commit()
+    v = AsteriskPeer(factory).run().variables
+    ticket = db.scalar(select(Ticket).where(Ticket.status == "new"))
+    assert ticket.kind == "call" and ticket.assignee_id == owner.id
+    assert v["HELPDESK_TICKET"] == str(ticket.id)
+    assert v["HELPDESK_OPERATOR"] == "andi" and v["HELPDESK_OPERATOR_DIAL"] == "PJSIP/102"
+    assert v["HELPDESK_NEW"] == "0"
+
+
+@pytest.mark.parametrize("callerid", ["unknown", "anonymous", "", "Restricted", "TELKOMSEL"])
+def test_withheld_number_gets_a_call_row_but_no_contact_or_ticket(factory, db, callerid):
+    v = AsteriskPeer(factory, callerid=callerid).run().variables
+    assert v["HELPDESK_CONTACT"] == "" and v["HELPDESK_TICKET"] == ""
+    assert v["HELPDESK_NEW"] == "1"
+    call = call_row(db)
+    assert call.number == calls.WITHHELD and call.contact_id is None
+    assert db.scalar(select(func.count()).select_from(Contact)) == 0
+    assert db.scalar(select(func.count()).select_from(Ticket)) == 0
+
+
+@pytest.mark.parametrize("callerid", ["081234567890", "6281234567890", "+6281234567890",
+                                      "006281234567890", "81234567890", "0812-3456-7890",
+                                      "+62 812 3456 7890"])
+def test_every_indonesian_form_finds_the_same_contact(factory, db, callerid):
+    contact = add_contact(db, name="Budi")
+    ticket = add_ticket(db, contact)
+    db.commit()
+    v = AsteriskPeer(factory, callerid=callerid).run().variables
+    assert v["HELPDESK_CONTACT"] == str(contact.id)
+    assert v["HELPDESK_TICKET"] == str(ticket.id)
+    assert call_row(db).number == NUMBER
+
+
+def test_two_contacts_the_one_with_the_newest_open_ticket_wins(factory, db):
+    e164 = add_contact(db, NUMBER, "Budi (new)")
+    legacy = add_contact(db, "081234567890", "Budi (legacy)")
+    add_ticket(db, e164, status="closed")
+    open_ticket = add_ticket(db, legacy)
+    db.commit()
+    v = AsteriskPeer(factory).run().variables
+    assert v["HELPDESK_CONTACT"] == str(legacy.id)
+    assert v["HELPDESK_TICKET"] == str(open_ticket.id)
+    assert v["CALLERID(name)"] == "Budi (legacy)"
+
+
+def test_two_contacts_without_open_tickets_the_e164_row_wins(factory, db):
+    legacy = add_contact(db, "6281234567890", "Legacy")
+    e164 = add_contact(db, NUMBER, "Current")
+    db.commit()
+    v = AsteriskPeer(factory, callerid="081234567890").run().variables
+    assert v["HELPDESK_CONTACT"] == str(e164.id)
+    assert legacy.id != e164.id
+    assert db.scalar(select(Ticket.contact_id)) == e164.id
+
+
+def test_the_same_channel_asked_twice_gets_the_same_answer(factory, db):
+    first = AsteriskPeer(factory).run().variables
+    second = AsteriskPeer(factory).run().variables
+    assert first["HELPDESK_CALL"] == second["HELPDESK_CALL"]
+    assert first["HELPDESK_TICKET"] == second["HELPDESK_TICKET"]
+    assert db.scalar(select(func.count()).select_from(Call)) == 1
+
+
+def test_database_trouble_still_lets_the_call_through(clock):
+    class BrokenPool:
+        def run(self, fn, *args):
+            from twisted.internet import defer
+            return defer.fail(RuntimeError("database is down"))
+
+    factory = agi.FastAGIFactory(BrokenPool(), clock=clock)
+    peer = AsteriskPeer(factory).run()
+    assert peer.variables == {"HELPDESK_LOOKUP": "failed"}
+
+
+# -- the protocol: header, replies, hangup, cuts, time limits ------------------------------
+def test_header_lines_with_crlf_and_empty_values_are_read(factory):
+    peer = AsteriskPeer(factory)
+    peer.send(peer.header().replace(b"\n", b"\r\n"))
+    request = peer.proto.request
+    assert request.script == "incoming" and request.uniqueid == "1700000000.1"
+    assert request.env["agi_accountcode"] == ""
+    assert peer.pending()[0].startswith("SET VARIABLE")
+
+
+def test_header_may_arrive_in_pieces(factory):
+    peer = AsteriskPeer(factory)
+    data = peer.header()
+    for i in range(0, len(data), 7):
+        peer.send(data[i:i + 7])
+    assert peer.proto.request is not None
+    assert peer.pending()
+
+
+def test_hangup_mid_call_stops_the_commands_and_keeps_the_row(factory, db):
+    peer = AsteriskPeer(factory)
+    peer.start()
+    first = peer.pending()
+    assert len(first) == 1  # one command at a time
+    peer.send(b"HANGUP\n")  # the caller hung up: a notice, not a reply
+    assert peer.pending() == []
+    peer.send(b"200 result=1\n")  # the reply to the command in flight
+    assert peer.pending() == []
+    assert peer.transport.disconnecting
+    assert call_row(db) is not None
+
+
+@pytest.mark.parametrize("reply", [
+    b"510 Invalid or unknown command\n",
+    b"511 Command Not Permitted on a dead channel or intercept routine\n",
+    b"520-Invalid command syntax.  Proper usage follows:\n"
+    b" Usage: SET VARIABLE <variablename> <value>\n"
+    b"        Sets a variable to the current channel.\n"
+    b"520 End of proper usage.\n",
+])
+def test_a_refused_command_does_not_cost_the_others(factory, reply):
+    peer = AsteriskPeer(factory)
+    peer.refuse["HELPDESK_LOOKUP"] = reply.decode()
+    peer.run()
+    assert "HELPDESK_LOOKUP" not in peer.variables
+    assert peer.variables["HELPDESK_NEW"] == "1"
+
+
+def test_a_connection_cut_mid_call_is_harmless(factory, db):
+    peer = AsteriskPeer(factory)
+    peer.start()
+    assert peer.pending()
+    peer.proto.connectionLost(Failure(error.ConnectionLost("cut")))
+    assert call_row(db) is not None
+    assert peer.proto.command("NOOP").called  # refused at once, nothing written
+    assert peer.transport.value() == b""
+
+
+def test_silent_asterisk_is_dropped_after_the_time_limit(factory, clock):
+    peer = AsteriskPeer(factory)
+    clock.advance(agi.FastAGIProtocol.header_timeout - 0.1)
+    assert not peer.transport.disconnecting
+    clock.advance(0.2)
+    assert peer.transport.disconnecting  # aborted
+
+
+def test_a_command_without_reply_times_out(factory, clock):
+    peer = AsteriskPeer(factory)
+    peer.start()
+    assert peer.pending()
+    clock.advance(agi.FastAGIProtocol.command_timeout + 0.1)
+    assert peer.transport.disconnecting
+    peer.proto.connectionLost(Failure(error.ConnectionAborted()))
+
+
+def test_unknown_script_is_closed_without_commands(factory):
+    peer = AsteriskPeer(factory, script="voicemail")
+    peer.start()
+    assert peer.pending() == [] and peer.transport.disconnecting
+
+
+def test_a_huge_line_is_refused(factory):
+    peer = AsteriskPeer(factory)
+    peer.send(b"agi_network: " + b"x" * 20000 + b"\n")
+    assert peer.transport.disconnecting
+
+
+def test_values_cannot_break_out_of_the_command():
+    assert agi.quote('a "b"\nSET VARIABLE X 1\\') == '"a \\"b\\" SET VARIABLE X 1\\\\"'
+
+
+def test_reply_parsing():
+    r = agi.parse_reply("200 result=1 (PJSIP/101 (x))")
+    assert (r.code, r.result, r.data) == (200, "1", "PJSIP/101 (x)")
+    assert agi.parse_reply("200 result=0 endpos=1234").result == "0"
+    assert not agi.parse_reply("200 result=-1").ok
+    assert agi.parse_reply("511 Command Not Permitted").code == 511
+
+
+# -- answered and hangup: the call row's life and the missed-call SMS -------------------
+def incoming(factory, **kw):
+    return AsteriskPeer(factory, **kw).run()
+
+
+def hangup(factory, variables, **kw):
+    return AsteriskPeer(factory, script="hangup", variables=variables, **kw).run()
+
+
+def test_queue_answer_then_hangup_closes_the_row_as_answered(factory, db, clock, queued):
+    siti = add_operator(db)
+    db.commit()
+    incoming(factory)
+    clock.advance(12)
+    AsteriskPeer(factory, script="answered",
+                 variables={"MEMBERINTERFACE": "PJSIP/101"}).run()
+    clock.advance(60)
+    peer = hangup(factory, {"HELPDESK_HOURS": "open", "HANGUPCAUSE": "16"})
+    assert [c for c in peer.commands if c.startswith("GET")] == [
+        f"GET VARIABLE {name}" for name in agi.HANGUP_READS]
+    call = call_row(db)
+    assert call.disposition == "answered" and call.operator_id == siti.id
+    assert call.answered_at - call.started_at == dt.timedelta(seconds=12)
+    assert call.ended_at - call.answered_at == dt.timedelta(seconds=60)
+    ticket = db.get(Ticket, call.ticket_id)
+    assert ticket.status == "open" and ticket.assignee_id == siti.id
+    assert queued == []
+
+
+def test_owner_dial_answer_reports_from_the_operator_channel(factory, db):
+    siti = add_operator(db)
+    db.commit()
+    incoming(factory)
+    AsteriskPeer(factory, script="answered", uniqueid="1700000000.2",
+                 channel="PJSIP/101-0000000a", args=["1700000000.1"]).run()
+    call = call_row(db)
+    assert call.answered_at is not None and call.operator_id == siti.id
+
+
+def test_caller_who_hangs_up_in_the_queue_gets_one_sms(factory, db, clock, queued):
+    incoming(factory)
+    hangup(factory, {"HELPDESK_HOURS": "open", "HANGUPCAUSE": "16"})
+    call = call_row(db)
+    assert call.disposition == "missed" and call.ended_at is not None
+    sms = db.scalar(select(Message).where(Message.direction == "out"))
+    assert sms.number == NUMBER and sms.status == "queued"
+    assert f"tiket {call.ticket_id}" in sms.text and "menelepon Anda kembali" in sms.text
+    assert queued == [sms.id]
+    event = db.scalar(select(TicketEvent).where(TicketEvent.kind == "call_missed"))
+    assert event.message_id == sms.id and "SMS sent" in event.detail
+
+    # a second missed call soon after: on the timeline, but no second text
+    clock.advance(300)
+    incoming(factory, uniqueid="1700000300.5")
+    hangup(factory, {"QUEUESTATUS": "TIMEOUT"}, uniqueid="1700000300.5")
+    assert call_row(db, "1700000300.5").disposition == "missed"
+    assert db.scalar(select(func.count()).select_from(Message)) == 1
+
+
+def test_out_of_hours_call_gets_the_closed_text(factory, db):
+    contact = add_contact(db, name="Budi")
+    contact.language = "en"
+    db.commit()
+    incoming(factory)
+    hangup(factory, {"HELPDESK_HOURS": "closed"})
+    call = call_row(db)
+    assert call.disposition == "out_of_hours"
+    sms = db.scalar(select(Message))
+    assert "opening hours" in sms.text and f"tiket {call.ticket_id}" in sms.text
+
+
+def test_dead_channel_refusing_every_read_still_closes_the_row(factory, db):
+    incoming(factory)
+    peer = AsteriskPeer(factory, script="hangup")
+    for name in agi.HANGUP_READS:
+        peer.refuse[name] = "511 Command Not Permitted on a dead channel or intercept routine\n"
+    peer.run()
+    assert call_row(db).disposition == "missed"
+
+
+def test_hangup_without_a_lookup_files_the_call_then(factory, db):
+    hangup(factory, {"QUEUESTATUS": "JOINEMPTY"})
+    call = call_row(db)
+    assert call.number == NUMBER and call.disposition == "missed"
+    assert db.scalar(select(func.count()).select_from(Message)) == 1
+
+
+def test_withheld_caller_is_never_texted(factory, db, queued):
+    incoming(factory, callerid="unknown")
+    hangup(factory, {"QUEUESTATUS": "TIMEOUT"}, callerid="unknown")
+    assert call_row(db).disposition == "missed"
+    assert queued == [] and db.scalar(select(func.count()).select_from(Message)) == 0
+
+
+def test_hangup_reported_twice_keeps_the_first(factory, db, clock):
+    incoming(factory)
+    hangup(factory, {"QUEUESTATUS": "TIMEOUT"})
+    first = call_row(db).ended_at
+    clock.advance(5)
+    hangup(factory, {"QUEUESTATUS": "TIMEOUT"})
+    assert call_row(db).ended_at == first
+
+
+def test_channel_names_map_to_extensions():
+    assert calls.extension_of("PJSIP/101-0000002a") == "101"
+    assert calls.extension_of("PJSIP/101") == "101"
+    assert calls.extension_of("PJSIP/op-siti-00000001") == "op-siti"
+    assert calls.dial_string("101") == "PJSIP/101"
+    assert calls.dial_string("SIP/7") == "SIP/7"
+
+
+# -- the stdio script on pyst2's asterisk.agi ------------------------------------------
+def test_stdio_script_gives_the_same_answer(config, sessionmaker, db, monkeypatch):
+    from gateway import agi_script
+
+    contact = add_contact(db, name="Budi")
+    ticket = add_ticket(db, contact)
+    db.commit()
+    peer = AsteriskPeer(agi.FastAGIFactory(None, clock=Clock()), script="", args=["incoming"])
+    replies = "200 result=1\n" * 20
+    stdin = io.StringIO(peer.header().decode() + replies)
+    stdout = io.StringIO()
+    monkeypatch.setattr(agi_script, "_sessionmaker", lambda cfg: sessionmaker)
+    assert agi_script.main(config, stdin=stdin, stdout=stdout, stderr=io.StringIO()) == 0
+    sent = stdout.getvalue().splitlines()
+    assert f'SET VARIABLE HELPDESK_TICKET "{ticket.id}"' in sent
+    assert 'SET VARIABLE CALLERID(name) "Budi"' in sent
