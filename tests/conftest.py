@@ -1,5 +1,7 @@
-"""Shared fixtures: a real database (SQLite file, or MariaDB when
-HELPDESK_TEST_MYSQL_URL is set), a simulated modem on Gammu's dummy driver."""
+"""Shared fixtures: a real database, a simulated modem on Gammu's dummy driver.
+
+Every database test runs on SQLite (the default a user gets), and again on MariaDB when
+HELPDESK_TEST_MYSQL_URL is set, as .ci/run does."""
 from __future__ import annotations
 
 import os
@@ -15,9 +17,9 @@ from gateway.db.schema import upgrade
 MYSQL_URL = os.environ.get("HELPDESK_TEST_MYSQL_URL")
 
 
-@pytest.fixture
-def db_url(tmp_path):
-    return MYSQL_URL or f"sqlite:///{tmp_path}/helpdesk.db"
+@pytest.fixture(params=["sqlite", "mariadb"] if MYSQL_URL else ["sqlite"])
+def db_url(request, tmp_path):
+    return MYSQL_URL if request.param == "mariadb" else f"sqlite:///{tmp_path}/helpdesk.db"
 
 
 def _reset_mysql(engine):
