@@ -71,6 +71,8 @@ def _store_batch(session, modem, parts, config, now) -> StoreResult:
     known = set(session.scalars(select(MessagePart.dedupe_key)
                                 .where(MessagePart.dedupe_key.in_(list(keys)))))
     completed, groups = [], []
+    tickets.prefetch(session, {normalise(p.sender, config.country) or p.sender
+                               for k, p in keys.items() if k not in known})
     for key, part in keys.items():
         if key in known:
             continue  # stored before a crash or a failed delete: only delete it again
@@ -87,7 +89,6 @@ def _store_batch(session, modem, parts, config, now) -> StoreResult:
             if stored.group_key not in groups:
                 groups.append(stored.group_key)
         else:
-            session.add(stored)
             completed.append(_file(session, modem, [stored], 1, config, now))
     session.flush()
     for group in groups:
@@ -95,7 +96,9 @@ def _store_batch(session, modem, parts, config, now) -> StoreResult:
         count = waiting[0].part_count
         if len({p.part_number for p in waiting}) >= count:
             completed.append(_file(session, modem, waiting, count, config, now))
-    return StoreResult(deletable=[p.location for p in parts], messages=completed)
+    session.flush()
+    return StoreResult(deletable=[p.location for p in parts],
+                       messages=[message.id for message in completed])
 
 
 def finish_expired(session, config, now: dt.datetime | None = None) -> list[int]:
@@ -111,7 +114,8 @@ def finish_expired(session, config, now: dt.datetime | None = None) -> list[int]
     for group, modem in expired:
         waiting = _waiting_parts(session, group)
         filed.append(_file(session, modem, waiting, waiting[0].part_count, config, now))
-    return filed
+    session.flush()
+    return [message.id for message in filed]
 
 
 def _group_key(modem: str, part: RawPart) -> str:
@@ -125,8 +129,11 @@ def _waiting_parts(session, group: str) -> list[MessagePart]:
         .order_by(MessagePart.part_number, MessagePart.id)))
 
 
-def _file(session, modem, parts, count, config, now) -> int:
-    """Join parts into one inbound message and let the helpdesk act on it."""
+def _file(session, modem, parts, count, config, now) -> Message:
+    """Join parts into one inbound message and let the helpdesk act on it.
+
+    Nothing is flushed here: the message, its parts, contact and ticket go to the
+    database together, each row written once rather than written and then updated."""
     by_number = {}
     for part in parts:
         by_number.setdefault(part.part_number, part)  # a repeated part number: first wins
@@ -148,12 +155,9 @@ def _file(session, modem, parts, count, config, now) -> int:
     message = Message(direction="in", number=number, text=text, status="received",
                       incomplete=missing, modem=modem, smsc_time=first.smsc_time,
                       created_at=now)
-    session.add(message)
-    session.flush()
-    for part in parts:
-        part.message_id = message.id
+    message.parts.extend(parts)
     tickets.receive(session, message, config)
-    return message.id
+    return message
 
 
 REPORT_WINDOW = dt.timedelta(days=3)  # references repeat every 256 texts: only recent ones

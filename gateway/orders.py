@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from gateway.db.models import Order, OrderItem, Payment, Product, utcnow
+from gateway.db.pool import batch_map
 
 OPEN_ORDER = "awaiting_payment"
 
@@ -56,6 +57,9 @@ def create_order(session, contact_id: int, lines: list[Line], note: str | None,
     order.total = order.open_total = subtotal + order.unique_code
     session.add(order)
     session.flush()
+    known = batch_map(session, "open_orders")
+    if known is not None:
+        known.setdefault(contact_id, []).append(order)
     return order
 
 
@@ -70,8 +74,20 @@ def _free_code(session, subtotal: int, unique_code_max: int) -> int:
 
 
 def open_orders(session, contact_id: int) -> list[Order]:
+    known = batch_map(session, "open_orders")
+    if known is not None and contact_id in known:
+        return known[contact_id]
     return list(session.scalars(select(Order).where(
         Order.contact_id == contact_id, Order.status == OPEN_ORDER).order_by(Order.id)))
+
+
+def prefetch_open_orders(session, contact_ids: list[int]) -> dict[int, list[Order]]:
+    """Open orders of several contacts in one query, for a batch's lookup table."""
+    found = {contact_id: [] for contact_id in contact_ids}
+    for order in session.scalars(select(Order).where(
+            Order.contact_id.in_(contact_ids), Order.status == OPEN_ORDER).order_by(Order.id)):
+        found[order.contact_id].append(order)
+    return found
 
 
 def match_order(session, contact_id: int, amount: int | None,

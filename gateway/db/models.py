@@ -132,6 +132,9 @@ class TicketEvent(Base):
     detail: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
+    ticket: Mapped[Ticket] = relationship()
+    message: Mapped["Message | None"] = relationship()
+
 
 class Message(Base):
     """One whole SMS, inbound (after reassembly) or outbound (before splitting)."""
@@ -164,6 +167,8 @@ class Message(Base):
     last_error: Mapped[str | None] = mapped_column(String(255))
 
     parts: Mapped[list["MessagePart"]] = relationship(order_by="MessagePart.part_number")
+    contact: Mapped[Contact | None] = relationship()
+    ticket: Mapped[Ticket | None] = relationship()
 
 
 class MessagePart(Base):

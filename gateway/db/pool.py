@@ -55,6 +55,12 @@ def batch_cached(session, key: str, load):
     return cache[key]
 
 
+def batch_map(session, key: str) -> dict | None:
+    """A lookup table a batch filled in advance (see inbound_store), or None outside one."""
+    cache = session.info.get("batch")
+    return cache.get(key) if cache is not None else None
+
+
 class batch:
     """Within this block, lookups many texts repeat (the catalogue, edited reply
     templates) are read once: a batch of a hundred texts asks for them a hundred times."""
