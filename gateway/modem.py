@@ -148,6 +148,8 @@ class ModemWorker(service.Service):
     def _call(self, fn, *args):
         if not self.threaded:
             return defer.maybeDeferred(self._guarded, fn, *args)
+        if self._thread is None or not self.running:
+            return defer.fail(ModemUnavailable(f"modem {self.name} is not running"))
         d = defer.Deferred()
         self._queue.put((d, fn, args))
         return d
@@ -156,6 +158,7 @@ class ModemWorker(service.Service):
         while True:
             item = self._queue.get()
             if item is None:
+                self._refuse_rest()
                 return
             d, fn, args = item
             try:
@@ -164,6 +167,16 @@ class ModemWorker(service.Service):
                 self.reactor.callFromThread(d.errback, e)
             else:
                 self.reactor.callFromThread(d.callback, result)
+
+    def _refuse_rest(self):
+        """Calls queued behind the stop get an answer rather than waiting forever."""
+        while True:
+            try:
+                d, _fn, _args = self._queue.get_nowait()
+            except (queue.Empty, TypeError):
+                return
+            self.reactor.callFromThread(
+                d.errback, ModemUnavailable(f"modem {self.name} is stopping"))
 
     def _guarded(self, fn, *args):
         machine = self._connect()

@@ -5,7 +5,7 @@ import logging
 import os
 
 from twisted.application import internet, service
-from twisted.internet import endpoints
+from twisted.internet import defer, endpoints
 from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 from twisted.web.wsgi import WSGIResource
@@ -22,6 +22,22 @@ from gateway.modem import ModemWorker
 from gateway.outbox import OutboxDispatcher, node_name
 
 log = logging.getLogger(__name__)
+
+
+class SequentialMultiService(service.MultiService):
+    """Stops its children one after another, last started first, each once the one
+    before has finished: the pipelines end their commit-then-delete before the modems
+    and the database they need are gone."""
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        service.Service.stopService(self)
+        for child in reversed(list(self)):
+            log.debug("stopping %s", child.name or child)
+            try:
+                yield defer.maybeDeferred(child.stopService)
+            except Exception:
+                log.exception("stopping %s failed; stopping the rest", child)
 
 
 class WebThreadPool(service.Service):
@@ -69,7 +85,7 @@ def make_service(config, reactor, with_modems=True) -> service.MultiService:
     if stale:
         log.warning("%d texts were being sent when the gateway stopped; marked unknown", stale)
 
-    top = service.MultiService()
+    top = SequentialMultiService()
     # SQLite has one writer: one DB thread writes in turn instead of waiting in SQLite's
     # sleeping busy handler. MariaDB locks rows and gains from a few threads.
     db = DBPool(sessions, reactor, size=1 if engine.dialect.name == "sqlite" else 4)

@@ -96,3 +96,19 @@ def test_sms_send_command_queues_and_daemon_sends(daemon):
     message_id = int(re.search(r"text (\d+) ", out).group(1))
     wait_for(lambda: api(port, f"/api/v1/messages/{message_id}", token)[1]["status"] == "sent",
              what="the text to be sent")
+
+
+def test_stops_cleanly_on_sigterm_with_work_in_flight(tmp_path, db_url, engine, modem_dir,
+                                                       modem_config):
+    """A stop arriving mid-burst lets the pipeline finish its commit-then-delete; the
+    modems and the database stop after it, and the process exits by itself."""
+    from gateway import sim
+
+    config, port = write_config(tmp_path, db_url, modem_dir)
+    helpdesk(config, "init")
+    for i in range(300):
+        sim.inject(modem_config, f"0812{i:08d}", f"halo nomor {i}")
+    process = start(config)
+    wait_for(lambda: len(os.listdir(modem_dir / "sms" / "1")) < 300, what="the burst to start")
+    process.terminate()
+    assert process.wait(timeout=30) == 0
