@@ -38,6 +38,13 @@ class ConfigError(Exception):
 class ModemConfig:
     name: str
     gammu: dict  # python-gammu SetConfig dict
+    prefixes: tuple[str, ...] = ()  # national prefixes this SIM sends to, e.g. "0811"
+    send_rate: float | None = None  # texts per minute at most; None: as fast as it goes
+
+    def routes(self, number: str, country_code: str = "62") -> bool:
+        """Whether an E.164 number starts with one of this modem's prefixes."""
+        return any(number.startswith("+" + country_code + p[1:]) if p.startswith("0")
+                   else number.lstrip("+").startswith(p.lstrip("+")) for p in self.prefixes)
 
     @property
     def is_dummy(self) -> bool:
@@ -215,6 +222,22 @@ def _parse_ami(body, path):
     return {"host": "127.0.0.1", "port": 5038, **body}
 
 
+# The gateway's own keys in a [[modem]] table; everything else goes to Gammu.
+OWN_MODEM_KEYS = ("prefixes", "send_rate")
+
+
+def _modem_option(path, where, key, value):
+    if key == "prefixes":
+        if not isinstance(value, list) or not all(
+                isinstance(p, str) and p.lstrip("+").isdigit() for p in value):
+            raise ConfigError(path, where, 'must be a list of number prefixes, like ["0811", '
+                                           '"0812", "+62852"]')
+        return tuple(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+        raise ConfigError(path, where, "must be a number of texts per minute above zero")
+    return float(value)
+
+
 def _parse_modems(tables, path):
     if not isinstance(tables, list):
         raise ConfigError(path, "modem", "must be an array of tables, written [[modem]]")
@@ -227,13 +250,17 @@ def _parse_modems(tables, path):
         if name in seen:
             raise ConfigError(path, f"{where}.name", f"duplicate modem name {name!r}")
         seen.add(name)
-        gammu = {}
+        gammu, own = {}, {}
         for key, value in table.items():
             if key == "name":
                 continue
+            if key in OWN_MODEM_KEYS:
+                own[key] = _modem_option(path, f"{where}.{key}", key, value)
+                continue
             if key not in GAMMU_KEYS:
+                known = ", ".join(["name", *OWN_MODEM_KEYS, *GAMMU_KEYS])
                 raise ConfigError(path, f"{where}.{key}",
-                                  f"not a gammurc key (known: name, {', '.join(GAMMU_KEYS)})")
+                                  f"neither a gateway key nor a gammurc key (known: {known})")
             if not isinstance(value, (str, bool, int)):
                 raise ConfigError(path, f"{where}.{key}", "must be a string")
             gammu[GAMMU_KEYS[key]] = str(value) if not isinstance(value, bool) else (
@@ -241,7 +268,7 @@ def _parse_modems(tables, path):
         if "Device" not in gammu:
             raise ConfigError(path, f"{where}.device", "missing: every [[modem]] needs a device")
         gammu.setdefault("Connection", "at")
-        modems.append(ModemConfig(name=name, gammu=gammu))
+        modems.append(ModemConfig(name=name, gammu=gammu, **own))
     return tuple(modems)
 
 

@@ -33,6 +33,11 @@ LINK_ERRORS = tuple(getattr(gammu, name) for name in (
     "ERR_NOTCONNECTED", "ERR_DEVICECHANGESPEEDERROR", "ERR_DEVICEDTRRTSERROR",
     "ERR_DEVICENODRIVER", "ERR_ABORTED", "ERR_NOSIM") if hasattr(gammu, name))
 
+# Errors in the middle of a send after which the text may or may not have left.
+MAYBE_SENT_ERRORS = tuple(getattr(gammu, name) for name in (
+    "ERR_TIMEOUT", "ERR_ABORTED", "ERR_DEVICEREADERROR", "ERR_DEVICEWRITEERROR")
+    if hasattr(gammu, name))
+
 # Send errors that will not pass by retrying the same text.
 PERMANENT_SEND_ERRORS = tuple(getattr(gammu, name) for name in (
     "ERR_INVALIDDATA", "ERR_NOTSUPPORTED", "ERR_NOTIMPLEMENTED", "ERR_MOREMEMORY",

@@ -11,12 +11,14 @@ import logging
 import socket
 
 import gammu
+import phonenumbers
 from twisted.application import service
 from twisted.internet import defer
 
 from gateway import outbox_store
 from gateway.db.models import utcnow
-from gateway.modem import PERMANENT_SEND_ERRORS, ModemUnavailable, PartialSend, error_text
+from gateway.modem import (MAYBE_SENT_ERRORS, PERMANENT_SEND_ERRORS, ModemUnavailable,
+                           PartialSend, error_text)
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +40,9 @@ class OutboxDispatcher(service.Service):
         self.clock = clock
         self.node = node or node_name()
         self.interval = interval
-        self._rotation = itertools.cycle(list(self.workers))
+        self._turn = itertools.count()
+        self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, since when)
+        self.country_code = str(phonenumbers.country_code_for_region(config.country))
         self._call = None
         self._busy = None
         self._again = False
@@ -68,20 +72,22 @@ class OutboxDispatcher(service.Service):
 
     @defer.inlineCallbacks
     def dispatch(self):
-        """Claim one batch and send it; returns how many were claimed."""
+        """Claim what the modems can send now, and send it; returns how many were claimed."""
         self._busy = defer.Deferred()
         claimed = []
         try:
-            if self._available():
+            room = self._room()
+            if room:
                 claimed = yield self.db.run(outbox_store.claim, self.node, utcnow(self.clock),
-                                            CLAIM_BATCH)
-                yield defer.DeferredList([self._send(item) for item in claimed], consumeErrors=True)
+                                            room)
+                sends = [self._send(item) for item in claimed]
+                yield defer.DeferredList(sends, consumeErrors=True)
         except Exception:
             log.exception("outbox dispatch failed; will try again")
         finally:
             busy, self._busy = self._busy, None
             busy.callback(None)
-        again, self._again = self._again or len(claimed) == CLAIM_BATCH, False
+        again, self._again = self._again or (claimed and len(claimed) == room), False
         self._schedule(0 if again else self.interval)
         return len(claimed)
 
@@ -89,34 +95,61 @@ class OutboxDispatcher(service.Service):
         """Modems to send through: connected ones, or any not known to be down."""
         return [w for w in self.workers.values() if w.connected or w.last_error is None]
 
-    def _choose(self, preferred):
-        available = {w.name: w for w in self._available()}
-        if preferred in available:
-            return available[preferred]  # answer through the modem the customer wrote to
-        for _ in range(len(self.workers)):
-            name = next(self._rotation)
-            if name in available:
-                return available[name]
-        raise ModemUnavailable("no modem is connected")
+    def _tokens(self, worker) -> float:
+        """How many texts a modem may send now under its send_rate (a token bucket that
+        holds at most one text, so sends are spaced, never bunched)."""
+        rate = worker.config.send_rate
+        if rate is None:
+            return float(CLAIM_BATCH)
+        now = self.clock.seconds()
+        tokens, since = self._buckets.get(worker.name, (1.0, now))
+        return min(1.0, tokens + (now - since) * rate / 60 + 1e-9)  # 1e-9: float dust
+
+    def _room(self) -> int:
+        """How many texts to claim: what the healthy modems may send now."""
+        return min(CLAIM_BATCH, sum(int(self._tokens(w)) for w in self._available()))
+
+    def _choose(self, item):
+        """A modem with room for this text: one whose prefixes route the number, else the
+        one the customer wrote to, else the next in turn."""
+        ready = {w.name: w for w in self._available() if self._tokens(w) >= 1}
+        routed = [w for w in ready.values() if w.config.routes(item.number, self.country_code)]
+        if routed:
+            worker = routed[next(self._turn) % len(routed)]
+        elif item.modem in ready:
+            worker = ready[item.modem]
+        elif ready:
+            worker = list(ready.values())[next(self._turn) % len(ready)]
+        else:
+            raise ModemUnavailable("no modem is connected and free to send")
+        if worker.config.send_rate is not None:  # spend a token, counted from now
+            self._buckets[worker.name] = (self._tokens(worker) - 1, self.clock.seconds())
+        return worker
 
     @defer.inlineCallbacks
     def _send(self, item):
         now = lambda: utcnow(self.clock)  # noqa: E731 - read after the send, not before
         worker = None
         try:
-            worker = self._choose(item.modem)
+            worker = self._choose(item)
             references = yield worker.send(item.number, item.text,
                                            self.config.delivery_reports)
-        except PartialSend as e:
-            log.warning("text %d: %s", item.id, e)
+        except ModemUnavailable as e:
+            # Nothing was tried: the text goes back for another modem, no attempt spent.
+            yield self.db.run(outbox_store.release, item.id, str(e))
+        except (PartialSend, *MAYBE_SENT_ERRORS) as e:
+            # The modem stopped answering mid-send: the text may have left. Sending it
+            # again could double it, so a person decides (rule 4).
+            log.warning("text %d to %s: %s; marked unknown", item.id, item.number, error_text(e))
             worker.counts["failed"] += 1
-            yield self.db.run(outbox_store.mark_failed, item.id, str(e), "unknown", worker.name)
+            yield self.db.run(outbox_store.mark_failed, item.id, error_text(e), "unknown",
+                              worker.name)
         except PERMANENT_SEND_ERRORS as e:
             log.warning("text %d to %s failed for good: %s", item.id, item.number, error_text(e))
             worker.counts["failed"] += 1
             yield self.db.run(outbox_store.mark_failed, item.id, error_text(e), "failed",
                               worker.name)
-        except (gammu.GSMError, ModemUnavailable) as e:
+        except gammu.GSMError as e:
             status = yield self.db.run(outbox_store.mark_retry, item.id, error_text(e), now(),
                                        self.config.send_attempts)
             log.info("text %d to %s: %s; now %s", item.id, item.number, error_text(e), status)

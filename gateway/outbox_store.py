@@ -68,6 +68,14 @@ def claim(session, node: str, now: dt.datetime, limit: int = 20) -> list[Outgoin
     return [Outgoing(r.id, r.number, r.text, r.modem, r.attempts) for r in rows]
 
 
+def release(session, message_id: int, reason: str) -> None:
+    """Give a claimed text back untried (no modem could take it): no attempt is spent."""
+    message = session.get(Message, message_id)
+    message.status, message.claimed_by = "queued", None
+    message.attempts = max(0, message.attempts - 1)
+    message.last_error = reason[:255]
+
+
 def mark_sent(session, message_id: int, modem: str, references: list[int], now) -> None:
     message = session.get(Message, message_id)
     message.status = "sent"

@@ -31,6 +31,21 @@ connection = "at115200"
     assert config.modems[0].gammu == {"Device": "/dev/ttyUSB0", "Connection": "at115200"}
 
 
+def test_gateway_keys_of_a_modem_are_not_passed_to_gammu(tmp_path):
+    config = load(write(tmp_path, """
+[[modem]]
+name = "telkomsel"
+device = "/dev/ttyUSB0"
+prefixes = ["0811", "0812", "+62852"]
+send_rate = 6
+"""), environ={})
+    modem = config.modems[0]
+    assert modem.gammu == {"Device": "/dev/ttyUSB0", "Connection": "at"}
+    assert modem.send_rate == 6.0
+    assert modem.routes("+628121234567") and modem.routes("+628521234567")
+    assert not modem.routes("+628561234567")
+
+
 def test_environment_overrides_database_url(tmp_path):
     config = load(write(tmp_path, ""), environ={
         "HELPDESK_DATABASE_URL": "mysql+pymysql://u:p@db/helpdesk"})
@@ -47,10 +62,15 @@ def test_environment_overrides_database_url(tmp_path):
     ("[sms]\npoll_interval = 0\n", "sms.poll_interval", "greater than zero"),
     ("[[modem]]\ndevice = \"/dev/ttyUSB0\"\n", "modem[0].name", "needs a name"),
     ("[[modem]]\nname = \"a\"\ndevise = \"/dev/ttyUSB0\"\n", "modem[0].devise",
-     "not a gammurc key"),
+     "neither a gateway key nor a gammurc key"),
     ("[[modem]]\nname = \"a\"\ndevice = \"x\"\n[[modem]]\nname = \"a\"\ndevice = \"y\"\n",
      "modem[1].name", "duplicate"),
     ("[ami]\nusername = \"h\"\n", "ami.secret", "missing"),
+    ("[[modem]]\nname = \"a\"\ndevice = \"x\"\nprefixes = \"0811\"\n", "modem[0].prefixes",
+     "list of number prefixes"),
+    ("[[modem]]\nname = \"a\"\ndevice = \"x\"\nsend_rate = 0\n", "modem[0].send_rate",
+     "above zero"),
+    ("[sms]\ndelivery_reports = \"yes\"\n", "sms.delivery_reports", "true or false"),
     ("[web\n", "(file)", "not valid TOML"),
 ])
 def test_bad_config_is_one_line_naming_file_key_problem(tmp_path, text, key, problem):

@@ -177,26 +177,95 @@ def test_one_bad_text_does_not_block_the_others(worker, db, config, clock, sessi
     dispatcher.stopService()
 
 
-def test_unreachable_modem_retries_with_backoff_then_fails(config, clock, sessionmaker, db,
-                                                           tmp_path):
+def dummy_worker(tmp_path, clock, name, **options):
     from gateway.config import ModemConfig
 
-    dead = ModemWorker(ModemConfig("modem1", {"Device": str(tmp_path / "no-such-tty"),
-                                              "Connection": "at115200"}),
-                       clock, threaded=False, reconnect_delay=(0, 0))
+    device = tmp_path / name
+    device.mkdir()
+    config = ModemConfig(name, {"Device": str(device), "Connection": "none", "Model": "dummy"},
+                         **options)
+    return ModemWorker(config, clock, threaded=False)
+
+
+def dead_worker(tmp_path, clock):
+    from gateway.config import ModemConfig
+
+    return ModemWorker(ModemConfig("dead", {"Device": str(tmp_path / "no-such-tty"),
+                                            "Connection": "at115200"}),
+                       clock, threaded=False, reconnect_delay=(60, 60))
+
+
+def test_texts_of_a_dead_modem_are_taken_by_the_other(config, clock, sessionmaker, db,
+                                                      tmp_path):
+    dead, alive = dead_worker(tmp_path, clock), dummy_worker(tmp_path, clock, "alive")
+    with sessionmaker.begin() as s:
+        s.add(Message(direction="out", number="+6281111111111", text="balasan",
+                      status="queued", modem="dead"))  # the customer wrote to the dead one
+    dispatcher = OutboxDispatcher([dead, alive], db, config, clock, node="test")
+    dispatcher.startService()
+    clock.advance(0)
+    clock.advance(dispatcher.interval)
+    [message] = messages(sessionmaker, "out")
+    assert message.status == "sent" and message.modem == "alive"
+    assert message.attempts == 1  # the dead modem's refusal cost no attempt
+    dispatcher.stopService()
+
+
+def test_with_every_modem_down_texts_wait_queued_without_spending_attempts(
+        config, clock, sessionmaker, db, tmp_path):
+    dead = dead_worker(tmp_path, clock)
     queue(sessionmaker, "+6281111111111", "halo")
     dispatcher = OutboxDispatcher([dead], db, config, clock, node="test")
     dispatcher.startService()
+    for _ in range(20):
+        clock.advance(30)
+    [message] = messages(sessionmaker, "out")
+    assert message.status == "queued" and message.attempts == 0
+    assert "down" in message.last_error
+    dispatcher.stopService()
+
+
+def test_prefix_rules_route_numbers_to_their_sim(config, clock, sessionmaker, db, tmp_path):
+    telkomsel = dummy_worker(tmp_path, clock, "telkomsel",
+                             prefixes=("0811", "0812", "0813", "0821", "0822", "0823",
+                                       "0851", "0852", "0853"))
+    other = dummy_worker(tmp_path, clock, "xl")
+    for number in ("+628121111111", "+628177777777", "+628521111111", "+628561111111"):
+        queue(sessionmaker, number, "promo")
+    dispatcher = OutboxDispatcher([telkomsel, other], db, config, clock, node="test")
+    dispatcher.startService()
     clock.advance(0)
-    [message] = messages(sessionmaker, "out")
-    assert message.status == "queued" and message.attempts == 1
-    assert message.next_attempt_at is not None  # waits before the next try
-    dead.last_error = None  # let the dispatcher try the modem again each round
-    for _ in range(config.send_attempts * 10):
-        clock.advance(600)
-        dead.last_error = None
-    [message] = messages(sessionmaker, "out")
-    assert message.status == "failed" and message.attempts == config.send_attempts
+    routed = {m.number: m.modem for m in messages(sessionmaker, "out")}
+    assert routed["+628121111111"] == routed["+628521111111"] == "telkomsel"
+    assert {routed["+628177777777"], routed["+628561111111"]} <= {"telkomsel", "xl"}
+    assert {m.status for m in messages(sessionmaker, "out")} == {"sent"}
+    dispatcher.stopService()
+
+
+def test_two_modems_share_the_load(config, clock, sessionmaker, db, tmp_path):
+    one, two = dummy_worker(tmp_path, clock, "one"), dummy_worker(tmp_path, clock, "two")
+    for i in range(20):
+        queue(sessionmaker, "+6281111111111", f"teks {i}")
+    dispatcher = OutboxDispatcher([one, two], db, config, clock, node="test")
+    dispatcher.startService()
+    clock.advance(0)
+    used = [m.modem for m in messages(sessionmaker, "out")]
+    assert used.count("one") == used.count("two") == 10
+    dispatcher.stopService()
+
+
+def test_send_rate_spaces_a_modems_texts(config, clock, sessionmaker, db, tmp_path):
+    slow = dummy_worker(tmp_path, clock, "slow", send_rate=6)  # one text every 10 s
+    for i in range(10):
+        queue(sessionmaker, "+6281111111111", f"teks {i}")
+    dispatcher = OutboxDispatcher([slow], db, config, clock, node="test", interval=1)
+    dispatcher.startService()
+    sent_by = {}
+    for second in range(0, 31):
+        clock.advance(0 if second == 0 else 1)
+        sent_by[second] = sum(m.status == "sent" for m in messages(sessionmaker, "out"))
+    assert sent_by[0] == 1 and sent_by[9] == 1 and sent_by[10] == 2 and sent_by[30] == 4
+    assert {m.status for m in messages(sessionmaker, "out")} == {"sent", "queued"}
     dispatcher.stopService()
 
 
