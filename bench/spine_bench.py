@@ -4,7 +4,7 @@ Run:  .venv/bin/python bench/spine_bench.py [--runs-label TEXT] [--no-doc] [--ke
 
 What it measures, in one run (see docs/benchmarks.md for the write-up):
 
-1. Latency, SQLite, default poll_interval (1.0 s): 20 probes, each a text from a new
+1. Latency, SQLite, default poll_interval (0.5 s): 20 probes, each a text from a new
    number written with gateway.sim.inject (in-process); the clock starts right after the
    backup file is linked into the simulated modem's inbox and stops when the ticket is
    seen in GET /api/v1/tickets (polled every 5 ms). Probes are ~1.3 s apart so they land
@@ -43,7 +43,7 @@ from pathlib import Path
 
 import gammu
 import pymysql
-from sqlalchemy import create_engine, func, select, text as sql_text
+from sqlalchemy import create_engine, func, select
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -127,7 +127,7 @@ def pct(values, p):
 
 
 def write_config(work: Path, db_url: str, modem_dir: Path) -> tuple[Path, int]:
-    """A config without [sms] poll_interval, so the default (1.0 s) applies."""
+    """A config without [sms] poll_interval, so the default (0.5 s) applies."""
     port = free_port()
     path = work / "helpdesk.toml"
     path.write_text(f"""
@@ -582,7 +582,7 @@ def machine() -> dict:
 def summary(m, lat, bursts, smsd) -> str:
     lines = ["", "=== spine benchmark summary ===",
              f"{m['date']} | {m['nproc']} x {m['cpu']} | {m['mem_gib']} GiB | {m['os']}",
-             f"latency (SQLite, poll 1.0 s, {lat['probes']} probes): p50 {lat['p50_ms']:.0f} ms, "
+             f"latency (SQLite, default poll, {lat['probes']} probes): p50 {lat['p50_ms']:.0f} ms, "
              f"p95 {lat['p95_ms']:.0f} ms, max {lat['max_ms']:.0f} ms"]
     for b in bursts:
         lines.append(
@@ -634,7 +634,7 @@ def write_doc(latest: dict) -> None:
         f"- {m['gammu_smsd']} (Debian package gammu-smsd); {m['python_gammu']}; "
         f"MariaDB {m['mariadb']}",
         f"- Code measured: {m['code']}",
-        f"- Load average (1 min) before/after each phase: "
+        "- Load average (1 min) before/after each phase: "
         + ", ".join(f"{k} {v[0]}/{v[1]}" for k, v in latest["load"].items()),
         "",
         "The machine is shared: other sessions ran tests and benchmarks at the same time "
@@ -645,7 +645,7 @@ def write_doc(latest: dict) -> None:
         "",
         "## Method",
         "",
-        "- **Latency.** `helpdesk run` on SQLite with the default `poll_interval` (1.0 s; the "
+        "- **Latency.** `helpdesk run` on SQLite with the default `poll_interval` (0.5 s; the "
         "config file sets none). 20 probes, each a text from a new number written with "
         "`gateway.sim.inject` in the benchmark process; the clock starts right after the "
         "backup file is linked into the simulated modem's inbox and stops when "
@@ -671,7 +671,7 @@ def write_doc(latest: dict) -> None:
         "",
         "| What | Figure | Budget |",
         "|---|---|---|",
-        f"| New SMS → ticket in API, SQLite, poll 1.0 s (20 probes) | p50 {lat['p50_ms']:.0f} ms, "
+        f"| New SMS → ticket in API, SQLite, default poll 0.5 s (20 probes) | p50 {lat['p50_ms']:.0f} ms, "
         f"p95 {lat['p95_ms']:.0f} ms, max {lat['max_ms']:.0f} ms | p95 < 1 s |",
     ]
     for name, key in (("SQLite", "sqlite"), ("MariaDB", "mariadb")):
@@ -720,65 +720,35 @@ def write_doc(latest: dict) -> None:
 # numbers are from those runs, quoted here, not recomputed by each run.
 FINDINGS = """## Findings
 
-**The burst misses its budget: it is 4 to 13 times slower than gammu-smsd's bare store.**
-Besides the full runs above, burst-only runs earlier on the same day, under lighter load,
-gave SQLite 9.5 s and 8.1 s, MariaDB 22.5 s and 21.7 s, against gammu-smsd 2.1 s
-(`bench/results/trace-*.json` hold the traced ones). Where the time goes (`--trace`:
-`bench/burst_trace.py` runs the same daemon with timers around the spine's functions, at
-commit 00a91ed; `--profile`: py-spy on the working tree of 09:22 UTC):
+**Latency meets its budget** since the poller runs at a fixed rate with a 0.5 s default
+interval (it used to wait 1.0 s after the previous poll *finished*: p95 1.7 s at
+commit 00a91ed).
 
-- The inbound path is serial: read up to 100 parts (`READ_BATCH`), `store_batch` in one
-  transaction, delete, read again. Reading is not the problem (about 0.13 s per 100 on
-  the dummy driver). `store_batch` is: about 0.5 s per 100 texts on SQLite and 1.5 to
-  2.7 s per 100 on MariaDB, i.e. 5 ms and 15 to 27 ms per text, against gammu-smsd's
-  0.4 ms per text (0.39 s for all 1,000 rows once read).
-- Inside `store_batch`, about 80 % is `tickets.receive` (per text: SELECT contact,
-  INSERT contact, SELECT open ticket, INSERT ticket, flush, INSERT ticket event, SELECT
-  reply template (`replies.render` looks for an admin's edit for every text), INSERT the
-  acknowledgement), each a separate round trip through the SQLAlchemy ORM with a flush.
-  On MariaDB every one of those is a network round trip, hence the larger cost per text.
-- The acknowledgements compete with the inbound store. The dispatcher is woken after
-  every stored batch and sends the acks of batch k while batch k+1 is being stored
-  (900 of 1,000 `mark_sent` calls overlapped the inbound path in the MariaDB trace).
-  Each `mark_sent` is its own transaction (and, on MariaDB with
-  `innodb_flush_log_at_trx_commit = 1`, its own log flush) that updates the same
-  `modems` row that `store_batch` updates (`received_count` / `sent_count`), and on
-  SQLite it takes the single write lock. In the SQLite trace the 1,000 `mark_sent`
-  calls summed to 18.3 s of DB-thread time (up to 1.7 s each, waiting on the write lock
-  held by `store_batch`), for 0.44 s of actual sending; in the py-spy profile of the
-  SQLite burst, 56 % of all DB-thread samples were `mark_sent` waiting in
-  `do_execute`. They also share the 4-thread DB pool and the GIL with the inbound path.
-- What would help (not done here; gateway/ was not changed): file a batch with
-  set-based work (look up all contacts and open tickets of a batch in one query, insert
-  with executemany, render the ack template once per batch rather than a SELECT per
-  text), keep the per-modem counters out of the hot row (or update them once per
-  batch), and let the outbox mark a whole claimed batch sent in one transaction
-  rather than one per text.
+**The burst still misses its budget: about 5 times slower than gammu-smsd's bare store
+on SQLite, 10 times on MariaDB.** History of the same measurement: SQLite 8.1 to 9.5 s
+and MariaDB 21.7 to 23.8 s before the changes below, under light load; 5.0 to 5.9 s and
+9.6 to 12.2 s after. What was found (`--trace` runs `bench/burst_trace.py`, which times the
+spine's functions; `--profile` runs py-spy) and what was done:
 
-**`gateway.sim.inject` writes outgoing (Submit) PDUs, and gammu-smsd silently drops them.**
-`sim.inject` sets the key `"PDU": "Deliver"`, which python-gammu ignores (its key is
-`"Type"`), so the type stays the `Submit` that `gammu.EncodeSMS` returns and the backup
-files say `PDU = Submit` (and carry no SMSC). The helpdesk reads them regardless, but
-gammu-smsd's SQL backend stores only Deliver PDUs: given three files written by
-`sim.inject` it read them, deleted them from the device and stored nothing (0 rows, no
-error in its log; checked in every run). The benchmark therefore writes its burst files
-with `Type = "Deliver"`; the fix in `gateway/sim.py` is `Type="Deliver"` instead of
-`PDU="Deliver"`.
+- Filing cost 12 SQL statements per text (SELECT contact, open ticket, open orders; a
+  write and later UPDATEs of the message, its part and the ticket). It is now 6 per text:
+  a batch fetches its senders' contacts, open tickets and open orders in three queries,
+  reads the catalogue and the edited reply templates once, and each row is written once
+  with its final values (`gateway/inbound_store.py`, `gateway/tickets.py`).
+- The acknowledgements competed with the store for the database: on SQLite every
+  `mark_sent` waited in SQLite's sleeping busy handler for the write lock (18.3 s of
+  DB-thread time for 1,000 sends in one trace), and every transaction updated the same
+  `modems` row. Now SQLite gets a single DB thread (writes take turns, no busy waiting)
+  and the per-modem counters are kept in memory and written by the health monitor.
+- What remains is the ORM's per-text inserts (two flushes per text: the ticket's number
+  must exist before the acknowledgement names it). The next step is set-based filing:
+  insert a batch's contacts, tickets and messages with one executemany each, then render
+  all acknowledgements, and overlap the next SIM read with the current store.
 
-**The latency misses its budget by construction with the default poll.** The poller
-schedules the next read `poll_interval` after the previous poll *finishes*, so the period
-is 1.0 s plus the read (about 0.2 s on an empty dummy inbox, more under load): a text
-waits a uniform 0 to ~1.2 s for the next read, then the read, the store and the API.
-Even on an idle machine that puts p95 near 1.3 to 1.4 s; under this run's load it was
-worse. Meeting "p95 under 1 s" needs a shorter default interval (for example 0.5 s, what
-the tests use) or a fixed-rate schedule, with cheap empty reads.
-
-**Dummy-driver reads are slow when idle.** With the dummy driver an empty inbox read takes
-about 0.2 s in the traces (against 60 to 90 ms to read 100 texts; presumably the driver
-looks through every possible location before it reports the inbox empty), which every 1 s
-poll pays.
-A real modem does not behave like this; it is a cost of the simulated modem only, but it is
-part of the latency figures above.
+**Dummy-driver reads are slow when idle.** An empty inbox read on the dummy driver takes
+about 0.2 s under load (the driver looks through every location before it reports the
+inbox empty); a real modem answers AT+CMGL on an empty SIM in milliseconds. It is part of
+the latency figures above.
 """
 
 
