@@ -65,6 +65,11 @@ class Config:
     multipart_timeout: float = 600.0
     send_attempts: int = 5
     delivery_reports: bool = False
+    signal_yellow: int = 30     # percent; below it a modem is yellow
+    signal_red: int = 10        # percent; below it a modem is red
+    stale_after: float = 120.0  # seconds without an answer before a modem is red
+    alert_numbers: tuple[str, ...] = ()  # on-call phones told when a modem turns red
+    alert_backlog: int = 100    # queued texts that make an alert
     bank_accounts: tuple[str, ...] = ()
     unique_code_max: int = 999
     modems: tuple[ModemConfig, ...] = field(default_factory=tuple)
@@ -114,6 +119,16 @@ def _accounts(value):
     return None
 
 
+def _percent(value):
+    return None if 0 <= value <= 100 else "must be a percentage, 0 to 100"
+
+
+def _phones(value):
+    if not all(isinstance(v, str) and v.strip() for v in value):
+        return 'must be a list of phone numbers, like ["081234567890"]'
+    return None
+
+
 SCHEMA = {
     "database": {"url": ("database_url", str, _db_url)},
     "web": {"listen": ("web_listen", str, _listen), "secret_file": ("secret_file", str, None)},
@@ -125,6 +140,13 @@ SCHEMA = {
         "multipart_timeout": ("multipart_timeout", (int, float), _positive),
         "send_attempts": ("send_attempts", int, _positive),
         "delivery_reports": ("delivery_reports", bool, None),
+    },
+    "health": {
+        "signal_yellow": ("signal_yellow", int, _percent),
+        "signal_red": ("signal_red", int, _percent),
+        "stale_after": ("stale_after", (int, float), _positive),
+        "alert_numbers": ("alert_numbers", list, _phones),
+        "alert_backlog": ("alert_backlog", int, _positive),
     },
     "payments": {
         "accounts": ("bank_accounts", list, _accounts),

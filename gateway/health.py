@@ -1,20 +1,65 @@
-"""Modem health: readings taken on a schedule and kept in the modems table.
+"""Modem health: readings taken on a schedule and kept in the modems table, a colour
+for each modem, and an SMS to the on-call numbers when a modem turns red or the outbox
+backs up (once, and again when it recovers).
 
-The UI, /api/v1/health and `helpdesk check` read that table, so a `helpdesk web`
-process on another host sees the same picture.
+The UI, /api/v1/health, /metrics and `helpdesk check` read the same table, so a
+`helpdesk web` process on another host sees the same picture.
 """
 from __future__ import annotations
 
+import datetime as dt
 import logging
 
-from sqlalchemy import select
-
-from gateway.db.models import Modem, utcnow
-from gateway.modem import error_text
+from sqlalchemy import func, select
 from twisted.application import service
 from twisted.internet import defer
 
+from gateway import replies
+from gateway.db.models import Message, Modem, utcnow
+from gateway.modem import error_text
+from gateway.outbox_store import queue_message
+from gateway.phone import normalise
+
 log = logging.getLogger(__name__)
+
+GREEN, YELLOW, RED = "green", "yellow", "red"
+
+
+def colour(status: str, signal_percent, last_seen, now: dt.datetime, config) -> str:
+    """Red: down, silent for `stale_after`, or signal below `signal_red`; yellow: signal
+    below `signal_yellow`; else green."""
+    stale = last_seen is None or (now - last_seen).total_seconds() > config.stale_after
+    if status != "up" or stale or (signal_percent is not None
+                                    and signal_percent < config.signal_red):
+        return RED
+    if signal_percent is not None and signal_percent < config.signal_yellow:
+        return YELLOW
+    return GREEN
+
+
+def modem_colours(session, config, now) -> dict[str, dict]:
+    """Every configured modem's row as plain data, with its colour."""
+    rows = {m.name: m for m in session.scalars(select(Modem))}
+    found = {}
+    for modem in config.modems:
+        row = rows.get(modem.name)
+        data = {"name": modem.name, "status": row.status if row else "unknown",
+                "signal_percent": row.signal_percent if row else None,
+                "battery_percent": row.battery_percent if row else None,
+                "operator": row.operator if row else None,
+                "last_seen": row.last_seen if row else None,
+                "sent_count": row.sent_count if row else 0,
+                "received_count": row.received_count if row else 0,
+                "failed_count": row.failed_count if row else 0}
+        data["health"] = colour(data["status"], data["signal_percent"], data["last_seen"],
+                                now, config)
+        found[modem.name] = data
+    return found
+
+
+def queued_count(session) -> int:
+    return session.scalar(select(func.count()).select_from(Message).where(
+        Message.direction == "out", Message.status == "queued"))
 
 
 def register_modems(session, names: list[str]) -> None:
@@ -47,10 +92,48 @@ def record(session, name: str, readings: dict | None, error: str | None, now,
             setattr(modem, key, value if not isinstance(value, str) else value[:64])
 
 
+def alerts_due(session, config, now, alerted: set) -> list[str]:
+    """The alert texts whose condition changed since `alerted` (updated in place)."""
+    texts = []
+    for name, modem in modem_colours(session, config, now).items():
+        key = f"modem:{name}"
+        if modem["health"] == RED and key not in alerted:
+            alerted.add(key)
+            texts.append(replies.render("alert_modem_down", config.language, session,
+                                        modem=name, status=modem["status"]))
+        elif modem["health"] != RED and key in alerted:
+            alerted.discard(key)
+            texts.append(replies.render("alert_modem_up", config.language, session,
+                                        modem=name))
+    queued = queued_count(session)
+    if queued >= config.alert_backlog and "backlog" not in alerted:
+        alerted.add("backlog")
+        texts.append(replies.render("alert_backlog", config.language, session, queued=queued))
+    elif queued < config.alert_backlog // 2 and "backlog" in alerted:  # hysteresis
+        alerted.discard("backlog")
+        texts.append(replies.render("alert_backlog_cleared", config.language, session,
+                                    queued=queued))
+    return texts
+
+
+def send_alerts(session, config, now, alerted: set) -> int:
+    """Queue the due alerts to every on-call number; the outbox picks a healthy modem."""
+    numbers = [n for n in (normalise(raw, config.country) for raw in config.alert_numbers) if n]
+    if not numbers:
+        return 0
+    texts = alerts_due(session, config, now, alerted)
+    for text in texts:
+        for number in numbers:
+            queue_message(session, number, text)
+    return len(texts)
+
+
 class HealthMonitor(service.Service):
-    def __init__(self, workers, db, clock, every=30.0):
-        self.workers, self.db, self.clock, self.every = workers, db, clock, every
+    def __init__(self, workers, db, config, clock, every=30.0):
+        self.workers, self.db, self.config, self.clock = workers, db, config, clock
+        self.every = every
         self.name = "health"
+        self.alerted: set = set()  # conditions already told to the on-call numbers
         self._call = None
 
     def startService(self):
@@ -77,5 +160,18 @@ class HealthMonitor(service.Service):
             except Exception:
                 worker.counts.update(counts)  # not lost: written with the next reading
                 log.exception("could not record the health of modem %s", worker.name)
+        try:
+            yield self.db.run(self._alert)
+        except Exception:
+            log.exception("could not check for alerts")
         if self.running:
             self._call = self.clock.callLater(self.every, self.check)
+
+    def _alert(self, session):
+        # Works on a copy: if the transaction fails, the alert is still due next time.
+        alerted = set(self.alerted)
+        sent = send_alerts(session, self.config, utcnow(self.clock), alerted)
+        session.flush()
+        self.alerted = alerted
+        if sent:
+            log.warning("queued %d alert(s) to the on-call numbers", sent)

@@ -103,7 +103,7 @@ def make_service(config, reactor, with_modems=True) -> service.MultiService:
             InboundPoller(worker, db, config, reactor,
                           on_stored=lambda _ids: dispatcher.wake()).setServiceParent(top)
         MultipartSweeper(db, config, reactor).setServiceParent(top)
-        health.HealthMonitor(workers, db, reactor).setServiceParent(top)
+        health.HealthMonitor(workers, db, config, reactor).setServiceParent(top)
         dispatcher.setServiceParent(top)
 
     def on_queued(_message_id):

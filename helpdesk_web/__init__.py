@@ -39,7 +39,7 @@ def create_app(config: Config, sessionmaker, *, secret_key: bytes, on_queued=Non
     app.extensions["helpdesk"] = Helpdesk(config, sessionmaker, on_queued)
     app.json.sort_keys = False  # keep the contract's field order, easier to read
 
-    from . import api, auth, db, errors, reply_templates, shop, tickets
+    from . import api, auth, db, errors, metrics, reply_templates, shop, tickets
 
     csrf = CSRFProtect(app)
     csrf.exempt(api.bp)  # the API authenticates with Bearer tokens, not cookies
@@ -50,6 +50,7 @@ def create_app(config: Config, sessionmaker, *, secret_key: bytes, on_queued=Non
     app.register_blueprint(shop.bp)
     app.register_blueprint(reply_templates.bp)
     app.register_blueprint(api.bp)
+    app.register_blueprint(metrics.bp)
     errors.register(app)
     app.after_request(_security_headers)
     return app

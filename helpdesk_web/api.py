@@ -14,8 +14,10 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import joinedload, selectinload
 
+from gateway import health as health_module
 from gateway import users
-from gateway.db.models import Call, Contact, Message, Modem, Order, Payment, Ticket
+from gateway.db.models import utcnow
+from gateway.db.models import Call, Contact, Message, Order, Payment, Ticket
 from gateway.outbox_store import OutboxError, queue_message
 from gateway.phone import normalise
 from gateway.serialize import (call_dict, contact_dict, iso, message_dict, order_dict,
@@ -105,19 +107,24 @@ def _phone_arg(name: str) -> str | None:
 
 @bp.route("/health")
 def health():
+    config = helpdesk().config
     try:
-        modems = get_db().scalars(select(Modem).order_by(Modem.name)).all()
+        modems = health_module.modem_colours(get_db(), config, utcnow()).values()
     except SQLAlchemyError:
         current_app.logger.warning("health: the database is not answering", exc_info=True)
         # 503, so a proxy in front of several UI processes stops sending people here.
         return jsonify(status="down", db="down", modems=[]), 503
-    items = [{"name": m.name, "status": m.status, "signal_percent": m.signal_percent,
-              "last_seen": iso(m.last_seen)} for m in modems]
-    # A configured modem that has never reported is not working either.
-    seen = {m.name for m in modems}
-    items += [{"name": m.name, "status": "unknown", "signal_percent": None, "last_seen": None}
-              for m in helpdesk().config.modems if m.name not in seen]
-    status = "ok" if all(m["status"] == "up" for m in items) else "degraded"
+    # `status` is what the modem's worker last recorded (up, down, unknown); `health` adds
+    # the thresholds of [health]: green, yellow, red.
+    items = [{"name": m["name"], "status": m["status"], "health": m["health"],
+              "signal_percent": m["signal_percent"], "last_seen": iso(m["last_seen"])}
+             for m in modems]
+    if items and all(m["health"] == "red" for m in items):
+        status = "down"  # no modem can carry a text
+    elif all(m["health"] == "green" for m in items):
+        status = "ok"
+    else:
+        status = "degraded"
     return jsonify(status=status, db="ok", modems=items)
 
 

@@ -66,26 +66,36 @@ def test_viewer_token_reads_but_cannot_send(client, db, make_user):
 # --- health --------------------------------------------------------------------------
 
 def test_health_needs_no_token_and_reports_modems(client, db):
-    db.add(Modem(name="modem1", status="up", signal_percent=71,
-                 last_seen=dt.datetime(2026, 11, 23, 9, 0)))
+    seen = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=10)).replace(
+        tzinfo=None, microsecond=0)
+    db.add(Modem(name="modem1", status="up", signal_percent=71, last_seen=seen))
     db.commit()
     response = get(client, "/api/v1/health", {})
     assert response.status_code == 200
     assert response.json == {"status": "ok", "db": "ok", "modems": [
-        {"name": "modem1", "status": "up", "signal_percent": 71,
-         "last_seen": "2026-11-23T09:00:00+00:00"}]}
+        {"name": "modem1", "status": "up", "health": "green", "signal_percent": 71,
+         "last_seen": seen.isoformat() + "+00:00"}]}
 
 
-def test_health_is_degraded_when_a_modem_is_not_up(client, db):
+def test_health_is_degraded_when_a_modem_is_weak(client, db):
+    db.add(Modem(name="modem1", status="up", signal_percent=20,
+                 last_seen=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)))
+    db.commit()
+    body = client.get("/api/v1/health").json
+    assert body["status"] == "degraded" and body["modems"][0]["health"] == "yellow"
+
+
+def test_health_is_down_when_no_modem_can_send(client, db):
     db.add(Modem(name="modem1", status="down"))
     db.commit()
-    assert client.get("/api/v1/health").json["status"] == "degraded"
-
-
-def test_configured_modem_that_never_reported_counts_as_not_up(client):
     body = client.get("/api/v1/health").json
-    assert body["status"] == "degraded"
+    assert body["status"] == "down" and body["modems"][0]["health"] == "red"
+
+
+def test_configured_modem_that_never_reported_is_red(client):
+    body = client.get("/api/v1/health").json
     assert body["modems"][0]["name"] == "modem1" and body["modems"][0]["status"] == "unknown"
+    assert body["modems"][0]["health"] == "red"
 
 
 def test_health_is_down_when_the_database_is_unreachable(config, tmp_path):

@@ -1,0 +1,53 @@
+"""/metrics: the gateway's health in Prometheus' text format, for any scraper.
+
+Built per request from the database, so every UI process reports the same figures.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+from flask import Blueprint, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
+
+from gateway import health
+from gateway.db.models import utcnow
+
+from .db import get_db, helpdesk
+
+bp = Blueprint("metrics", __name__)
+
+HEALTH_VALUE = {health.GREEN: 0, health.YELLOW: 1, health.RED: 2}
+
+
+@bp.route("/metrics")
+def metrics():
+    session, config = get_db(), helpdesk().config
+    registry = CollectorRegistry()
+    labels = ["modem"]
+    up = Gauge("helpdesk_modem_up", "1 if the modem answered its last reading", labels,
+               registry=registry)
+    colour = Gauge("helpdesk_modem_health", "0 green, 1 yellow, 2 red", labels,
+                   registry=registry)
+    signal = Gauge("helpdesk_modem_signal_percent", "signal strength", labels,
+                   registry=registry)
+    battery = Gauge("helpdesk_modem_battery_percent", "battery charge", labels,
+                    registry=registry)
+    seen = Gauge("helpdesk_modem_last_seen_timestamp_seconds", "last answer", labels,
+                 registry=registry)
+    texts = Gauge("helpdesk_modem_texts", "texts since the modem was first configured",
+                  ["modem", "outcome"], registry=registry)
+    queued = Gauge("helpdesk_outbox_queued", "texts waiting to be sent", registry=registry)
+    for name, m in health.modem_colours(session, config, utcnow()).items():
+        up.labels(name).set(1 if m["status"] == "up" else 0)
+        colour.labels(name).set(HEALTH_VALUE[m["health"]])
+        if m["signal_percent"] is not None:
+            signal.labels(name).set(m["signal_percent"])
+        if m["battery_percent"] is not None:
+            battery.labels(name).set(m["battery_percent"])
+        if m["last_seen"] is not None:
+            # stored as naive UTC
+            seen.labels(name).set(m["last_seen"].replace(tzinfo=dt.timezone.utc).timestamp())
+        for outcome in ("received", "sent", "failed"):
+            texts.labels(name, outcome).set(m[f"{outcome}_count"] or 0)
+    queued.set(health.queued_count(session))
+    return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
