@@ -7,6 +7,7 @@ the reactor gets a Deferred back. Everything handed back is plain data.
 from __future__ import annotations
 
 import collections
+import contextlib
 import datetime as dt
 import logging
 import queue
@@ -25,6 +26,7 @@ READ_BATCH = 100  # parts read per poll; the poller comes back at once while mor
 # A modem that stops answering blocks a Gammu call for 20 s to several minutes. Past this,
 # the watchdog aborts the call; an aborted StateMachine is then replaced, as Abort sticks.
 CALL_TIMEOUT = 30.0
+INIT_TIMEOUT = 60.0  # Init on a real serial modem takes about 4 s; it gets more room
 
 # Errors that mean the link to the modem is gone: drop the StateMachine and reconnect.
 LINK_ERRORS = tuple(getattr(gammu, name) for name in (
@@ -48,6 +50,10 @@ class ModemUnavailable(Exception):
     """The modem is not connected now; the caller retries later."""
 
 
+class ModemHung(Exception):
+    """The modem stopped answering in the middle of a call; the watchdog aborted it."""
+
+
 class PartialSend(Exception):
     """Some parts of a long text left the modem and a later one failed."""
 
@@ -58,6 +64,8 @@ class PartialSend(Exception):
 
 def error_text(error: Exception) -> str:
     """A gammu error as one readable line."""
+    if isinstance(error, ModemHung):
+        return str(error)
     if isinstance(error, gammu.GSMError) and error.args and isinstance(error.args[0], dict):
         info = error.args[0]
         return f"{type(error).__name__}: {info.get('Text')} (in {info.get('Where')})"
@@ -185,26 +193,45 @@ class ModemWorker(service.Service):
 
     def _guarded(self, fn, *args):
         machine = self._connect()
-        watchdog = threading.Timer(self.call_timeout, self._abort, args=(machine,))
-        watchdog.daemon = True
-        self._busy = True
-        watchdog.start()
+        aborted = []
         try:
-            return fn(machine, *args)
-        except LINK_ERRORS as e:
-            self.last_error = error_text(e)
-            log.warning("modem %s lost: %s", self.name, self.last_error)
-            self._disconnect()
-            self._retry_at = time.monotonic() + self._delay
+            with self._watchdog(machine, self.call_timeout, aborted):
+                return fn(machine, *args)
+        except gammu.GSMError as e:
+            if aborted:
+                # Gammu reports an aborted call as whatever step it was in (even
+                # ERR_EMPTYSMSC); the truth is that the modem stopped answering.
+                self._lost(ModemHung(f"modem {self.name} stopped answering: "
+                                     f"{error_text(e)}"), hung=True)
+                raise ModemHung(self.last_error) from e
+            if isinstance(e, LINK_ERRORS):
+                self._lost(e, hung=isinstance(e, MAYBE_SENT_ERRORS))
             raise
-        finally:
-            watchdog.cancel()
-            self._busy = False
 
-    def _abort(self, machine):
-        log.warning("modem %s did not answer within %.0f s; aborting the call",
-                    self.name, self.call_timeout)
-        machine.Abort()  # safe from another thread; the call raises ERR_ABORTED
+    def _lost(self, error, hung):
+        self.last_error = error_text(error)
+        log.warning("modem %s lost: %s", self.name, self.last_error)
+        self._disconnect(hung=hung)
+        self._retry_at = time.monotonic() + self._delay
+
+    @contextlib.contextmanager
+    def _watchdog(self, machine, timeout, aborted=None):
+        """Abort the Gammu call inside this block if it takes longer than `timeout`
+        (noted in `aborted`, since an abort surfaces as many different errors)."""
+        def abort():
+            log.warning("modem %s did not answer within %.0f s; aborting", self.name, timeout)
+            if aborted is not None:
+                aborted.append(True)
+            machine.Abort()  # safe from another thread; the call raises ERR_ABORTED
+        timer = threading.Timer(timeout, abort)
+        timer.daemon = True
+        self._busy = True
+        timer.start()
+        try:
+            yield
+        finally:
+            timer.cancel()
+            self._busy = False
 
     def _connect(self):
         if self.machine is not None:
@@ -214,7 +241,8 @@ class ModemWorker(service.Service):
         machine = gammu.StateMachine()
         try:
             machine.SetConfig(0, dict(self.config.gammu))
-            machine.Init()
+            with self._watchdog(machine, max(self.call_timeout, INIT_TIMEOUT)):
+                machine.Init()
         except gammu.GSMError as e:
             self.connected = False
             self.last_error = error_text(e)
@@ -228,13 +256,18 @@ class ModemWorker(service.Service):
         self._delay = self._delay_min
         return machine
 
-    def _disconnect(self):
+    def _disconnect(self, hung: bool = False):
         machine, self.machine, self.connected = self.machine, None, False
-        if machine is not None:
-            try:
-                machine.Terminate()
-            except gammu.GSMError:
-                pass
+        if machine is None:
+            return
+        if hung:
+            # Terminate talks to the modem (AT+CNMI and the like) and would block this
+            # thread for minutes on a modem that stopped answering: let it run out on a
+            # thread of its own while this one goes on with a new StateMachine.
+            threading.Thread(target=_terminate, args=(machine,), daemon=True,
+                             name=f"modem-{self.name}-terminate").start()
+        else:
+            _terminate(machine)
 
     # -- what the daemon asks of a modem -------------------------------------------------
     def read_inbox(self, limit: int = READ_BATCH):
@@ -250,6 +283,13 @@ class ModemWorker(service.Service):
 
     def status(self):
         return self._call(_status)
+
+
+def _terminate(machine):
+    try:
+        machine.Terminate()
+    except gammu.GSMError:
+        pass
 
 
 def _read_inbox(machine, limit):

@@ -17,8 +17,8 @@ from twisted.internet import defer
 
 from gateway import outbox_store
 from gateway.db.models import utcnow
-from gateway.modem import (MAYBE_SENT_ERRORS, PERMANENT_SEND_ERRORS, ModemUnavailable,
-                           PartialSend, error_text)
+from gateway.modem import (MAYBE_SENT_ERRORS, PERMANENT_SEND_ERRORS, ModemHung,
+                           ModemUnavailable, PartialSend, error_text)
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +137,7 @@ class OutboxDispatcher(service.Service):
         except ModemUnavailable as e:
             # Nothing was tried: the text goes back for another modem, no attempt spent.
             yield self.db.run(outbox_store.release, item.id, str(e))
-        except (PartialSend, *MAYBE_SENT_ERRORS) as e:
+        except (PartialSend, ModemHung, *MAYBE_SENT_ERRORS) as e:
             # The modem stopped answering mid-send: the text may have left. Sending it
             # again could double it, so a person decides (rule 4).
             log.warning("text %d to %s: %s; marked unknown", item.id, item.number, error_text(e))
