@@ -23,7 +23,8 @@ SAMPLE = {
     "expected": 51000, "reason": "matched", "items": [{"code": "XL25", "quantity": 2}],
     "accounts": ["BCA 1234567890 a.n. Toko Maju"], "problem": "unknown_product",
     "code": "XL25", "stock": 0, "kind": "order", "number": "12",
-    "status": "awaiting_payment", "reference": "12", "name": "Budi",
+    "status": "awaiting_payment", "reference": "12", "name": "Budi", "modem": "modem1",
+    "queued": 150,
 }
 
 
@@ -72,9 +73,7 @@ def _preview(name: str, language: str) -> str | None:
     """What the customer would get now with the sample values (cut to three SMS if long)."""
     try:
         return replies.render(name, language, get_db(), **SAMPLE)
-    except (TypeError, jinja2.TemplateError):
-        # render() takes the template's name as its own `name` argument, so the sample's
-        # customer name clashes with it until render's parameters are positional-only.
+    except jinja2.TemplateError:
         return None
 
 

@@ -165,7 +165,8 @@ def test_every_reply_fits_three_sms():
                "items": [{"code": "ABCDEFGHIJ", "quantity": 999}] * 10, "code": "ABCDEFGHIJ",
                "accounts": ["Mandiri 1234567890123 a.n. Koperasi Sejahtera Bersama"] * 3,
                "problem": "out_of_stock", "stock": 999, "kind": "order", "number": "9999999",
-               "status": "awaiting_payment", "reference": "9999999", "name": "N" * 200}
+               "status": "awaiting_payment", "reference": "9999999", "name": "N" * 200,
+               "modem": "M" * 64, "queued": 9999999}
     for language in replies.LANGUAGES:
         for name in replies.names():
             text = replies.render(name, language, **longest)
