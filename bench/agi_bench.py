@@ -80,9 +80,10 @@ def serve(url: str, port: int) -> None:
 
     from gateway.agi import FastAGIFactory
     from gateway.db.engine import make_engine, make_sessionmaker
-    from gateway.db.pool import DBPool
+    from gateway.db.pool import DBPool, pool_size
 
-    pool = DBPool(make_sessionmaker(make_engine(url)), reactor)
+    engine = make_engine(url)
+    pool = DBPool(make_sessionmaker(engine), reactor, size=pool_size(engine))  # as the daemon
     pool.startService()
     factory = FastAGIFactory(pool, "ID", "id", reactor,
                              db_concurrency=int(os.environ.get("AGI_DB_CONCURRENCY", "4")))

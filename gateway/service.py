@@ -15,7 +15,7 @@ from gateway.agi import agi_service
 from gateway.ami import ami_service
 from gateway.config import listen_endpoint
 from gateway.db.engine import make_engine, make_sessionmaker
-from gateway.db.pool import DBPool, in_transaction
+from gateway.db.pool import DBPool, in_transaction, pool_size
 from gateway.db.schema import check_current
 from gateway.inbound import InboundPoller, MultipartSweeper
 from gateway.modem import ModemWorker
@@ -86,9 +86,7 @@ def make_service(config, reactor, with_modems=True) -> service.MultiService:
         log.warning("%d texts were being sent when the gateway stopped; marked unknown", stale)
 
     top = SequentialMultiService()
-    # SQLite has one writer: one DB thread writes in turn instead of waiting in SQLite's
-    # sleeping busy handler. MariaDB locks rows and gains from a few threads.
-    db = DBPool(sessions, reactor, size=1 if engine.dialect.name == "sqlite" else 4)
+    db = DBPool(sessions, reactor, size=pool_size(engine))
     db.setServiceParent(top)  # first in, last out
     dispatcher = None
     if with_modems:

@@ -75,6 +75,12 @@ class batch:
         self.session.info.pop("batch", None)
 
 
+def pool_size(engine) -> int:
+    """SQLite has one writer: one DB thread writes in turn instead of waiting in SQLite's
+    sleeping busy handler. MariaDB locks rows and gains from a few threads."""
+    return 1 if engine.dialect.name == "sqlite" else 4
+
+
 class DBPool(service.Service):
     """A small thread pool that owns the database work; starts first, stops last."""
 
