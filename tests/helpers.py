@@ -54,6 +54,17 @@ def start(config, env=None, log=None):
                             stdout=log or subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
 
+def stop(process, timeout=30) -> int:
+    """SIGTERM and wait; a daemon that does not stop is killed (no orphan) and fails."""
+    process.terminate()
+    try:
+        return process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+        raise AssertionError(f"the daemon did not stop within {timeout} s of SIGTERM")
+
+
 def api(port, path, token=None, body=None):
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}",
                                      data=json.dumps(body).encode() if body else None,

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from gateway import sim
 from gateway.db.models import Message, Ticket
-from tests.helpers import helpdesk, start, wait_for, write_config
+from tests.helpers import helpdesk, start, stop, wait_for, write_config
 
 
 def counts(sessionmaker):
@@ -43,8 +43,7 @@ def test_killed_between_commit_and_delete(tmp_path, db_url, sessionmaker, modem_
     try:
         wait_for(lambda: sim_count(modem_dir) == 0, what="the SIM to be emptied")
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        stop(process)
     texts, acks, tickets = counts(sessionmaker)
     assert texts == {"KOMPLAIN pulsa belum masuk": 1,
                      ("pesanan saya mana? " * 12).strip(): 1}
@@ -77,8 +76,7 @@ def test_killed_repeatedly_during_a_500_text_burst(tmp_path, db_url, sessionmake
         wait_for(lambda: sim_count(modem_dir) == 0, timeout=60, what="the SIM to be emptied")
         wait_for(lambda: len(counts(sessionmaker)[0]) == 500, what="all texts stored")
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        stop(process)
     texts, acks, tickets = counts(sessionmaker)
     assert texts == expected  # every text exactly once
     assert tickets == 500 and acks == 500

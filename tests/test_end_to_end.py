@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from tests.helpers import api, helpdesk, start, wait_for, write_config
+from tests.helpers import api, helpdesk, start, stop, wait_for, write_config
 
 
 @pytest.fixture
@@ -22,10 +22,9 @@ def daemon(tmp_path, db_url, engine, modem_dir):
         wait_for(lambda: api(port, "/api/v1/health")[0] == 200, what="the daemon to listen")
         yield config, port, token
     finally:
-        process.terminate()
-        process.wait(timeout=20)
+        code = stop(process)
         log.close()
-    assert process.returncode == 0, (tmp_path / "daemon.log").read_text()
+    assert code == 0, (tmp_path / "daemon.log").read_text()
 
 
 def test_init_prints_admin_password_once(tmp_path, db_url, engine, modem_dir):
@@ -110,5 +109,4 @@ def test_stops_cleanly_on_sigterm_with_work_in_flight(tmp_path, db_url, engine, 
         sim.inject(modem_config, f"0812{i:08d}", f"halo nomor {i}")
     process = start(config)
     wait_for(lambda: len(os.listdir(modem_dir / "sms" / "1")) < 300, what="the burst to start")
-    process.terminate()
-    assert process.wait(timeout=30) == 0
+    assert stop(process) == 0
