@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import types
 from importlib import metadata
 from pathlib import Path
 
@@ -46,7 +47,7 @@ from gateway import outbox_store  # noqa: E402
 from gateway.config import ModemConfig, parse  # noqa: E402
 from gateway.db.engine import make_engine, make_sessionmaker  # noqa: E402
 from gateway.db.models import Message, MessagePart  # noqa: E402
-from gateway.db.pool import DBPool, InlineDBPool  # noqa: E402
+from gateway.db.pool import DBPool, InlineDBPool, in_transaction, pool_size  # noqa: E402
 from gateway.db.schema import upgrade  # noqa: E402
 from gateway.inbound import InboundPoller  # noqa: E402
 from gateway.modem import CALL_TIMEOUT, ModemWorker  # noqa: E402
@@ -335,7 +336,7 @@ def takeover(reactor, work: Path, call_timeout: float, count: int = 10):
     events: list = []
     recorder = LogRecorder()
     logging.getLogger("gateway").addHandler(recorder)
-    pool = DBPool(sessions, reactor, size=1)  # as gateway.service does for SQLite
+    pool = DBPool(sessions, reactor, size=pool_size(engine))  # 1 for SQLite, as the daemon
     db = RecordingDB(pool, events)
     worker_a = ModemWorker(ModemConfig("A", sim_a.gammu_config("proxyat")), reactor,
                            call_timeout=call_timeout)
@@ -355,6 +356,7 @@ def takeover(reactor, work: Path, call_timeout: float, count: int = 10):
     worker_b.send = send_b
 
     out = {"call_timeout": call_timeout}
+    begun = time.monotonic()
     samples = {"a_disconnected": None, "a_last_error": None}
     try:
         for s in services:
@@ -379,8 +381,12 @@ def takeover(reactor, work: Path, call_timeout: float, count: int = 10):
         queued_at = time.monotonic()
         dispatcher.wake()
 
+        heartbeat = {"last": time.monotonic(), "max_lag": 0.0}
+
         def watch():
             now = time.monotonic()
+            heartbeat["max_lag"] = max(heartbeat["max_lag"], now - heartbeat["last"])
+            heartbeat["last"] = now
             if samples["a_disconnected"] is None and not worker_a.connected:
                 samples["a_disconnected"] = now
             if samples["a_last_error"] is None and worker_a.last_error:
@@ -398,7 +404,9 @@ def takeover(reactor, work: Path, call_timeout: float, count: int = 10):
         rows = []
         while time.monotonic() < bound:
             yield sleep(0.1)
-            rows = yield pool.run(final_states)
+            # read on a thread of its own (WAL: readers do not wait), not on the gateway's
+            # single DB thread, so watching does not delay the dispatcher's transactions
+            rows = yield threads.deferToThread(in_transaction, sessions, final_states)
             if args_verbose:
                 print(f"  t={time.monotonic() - t0:5.1f} A connected={worker_a.connected} "
                       f"err={worker_a.last_error!r:.40} "
@@ -406,6 +414,7 @@ def takeover(reactor, work: Path, call_timeout: float, count: int = 10):
             if rows and all(r[1] in ("sent", "failed", "unknown") for r in rows):
                 break
         done_at = time.monotonic()
+        out["setup_s"] = t0 - begun
         watcher.stop()
 
         sent_events = [e for e in events if e[1] == "sent" and e[0] >= t0]
@@ -417,6 +426,7 @@ def takeover(reactor, work: Path, call_timeout: float, count: int = 10):
             if samples["a_disconnected"] else None,
             "a_last_error_s": (samples["a_last_error"] - t0) if samples["a_last_error"] else None,
             "a_last_error": worker_a.last_error,
+            "reactor_max_gap_s": heartbeat["max_lag"],
             "first_to_b_s": (handed_to_b[0] - t0) if handed_to_b else None,
             "first_sent_b_s": min((e[0] - t0 for e in sent_events if e[3] == "B"), default=None),
             "all_final_s": done_at - t0,
@@ -435,12 +445,20 @@ def takeover(reactor, work: Path, call_timeout: float, count: int = 10):
     finally:
         sim_a.resume()
         for s in reversed(services):
+            if args_verbose:
+                print(f"  {time.monotonic():.1f} stopping {s.name or s}", file=sys.stderr)
             try:
                 yield defer.maybeDeferred(s.stopService)
             except Exception as e:  # keep stopping the rest
                 print(f"  stopping {s}: {e!r}", file=sys.stderr)
         logging.getLogger("gateway").removeHandler(recorder)
+        if args_verbose:
+            print(f"  {time.monotonic():.1f} stopping the simulators", file=sys.stderr)
+        stopping = time.monotonic()
         yield threads.deferToThread(lambda: (sim_a.stop(), sim_b.stop()))
+        out["whole_s"] = time.monotonic() - begun
+        if args_verbose:
+            print(f"  {time.monotonic():.1f} stopped", file=sys.stderr)
         engine.dispose()
     return out
 
@@ -467,6 +485,8 @@ def machine_info() -> dict:
         "python_gammu": metadata.version("python-gammu"),
         "gammu_version": gammu.Version(),
         "loadavg": " ".join(read("/proc/loadavg").split()[:3]),
+        "commit": subprocess.run(["git", "-C", str(REPO), "describe", "--always", "--dirty"],
+                                 capture_output=True, text=True).stdout.strip(),
     }
 
 
@@ -525,6 +545,7 @@ def print_takeover(r):
     print(f"   first text handed to B {s(r['first_to_b_s'])}, first sent via B "
           f"{s(r['first_sent_b_s'])}, last sent {s(r['last_sent_s'])}, all final at "
           f"{s(r['all_final_s'])}")
+    print(f"   longest gap between 5 ms reactor ticks: {ms(r['reactor_max_gap_s'])}")
     print(f"   statuses {r['statuses']}, sent via {r['sent_via']}, PDUs at B {r['pdus_b']}, "
           f"at A {r['pdus_a']}, distinct texts at B {len(set(r['texts_b']))}")
     for row in r["rows"]:
@@ -532,6 +553,8 @@ def print_takeover(r):
             print(f"   not sent via B: id {row[0]} {row[1]} modem={row[2]} attempts={row[3]} "
                   f"last_error={row[4]!r}")
     print(f"   A's log from the hang: {r['a_commands_while_hung']}")
+    print(f"   set-up {r.get('setup_s', 0):.1f} s; the whole measurement with start and stop "
+          f"{r.get('whole_s', 0):.1f} s")
     print("   outbox events (t, kind, id, detail):")
     for e in r["events"]:
         print(f"     {e}")
@@ -560,7 +583,8 @@ def main(argv=None):
     info = machine_info()
     print(f"machine: {info['nproc']} CPUs ({info['cpu']}), {info['memory']}, {info['os']} "
           f"(kernel {info['kernel']})")
-    print(f"date: {info['date']}; load average at start {info['loadavg']}")
+    print(f"date: {info['date']}; load average at start {info['loadavg']}; "
+          f"repo at {info['commit']}")
     print(f"Python {info['python']}, python-gammu {info['python_gammu']} "
           f"(gammu.Version() {info['gammu_version']}), relay: {shutil.which('socat') or 'python'}")
     started = time.monotonic()
@@ -599,6 +623,18 @@ def main(argv=None):
         faulthandler.cancel_dump_traceback_later()
     print(f"\ntotal {time.monotonic() - started:.1f} s; load average at end "
           f"{' '.join(Path('/proc/loadavg').read_text().split()[:3])}")
+    # A StateMachine that Gammu gave up on stays referenced from an exception's traceback
+    # frames; when the garbage collector frees it, python-gammu's dealloc talks to the dead
+    # modem (SetIncomingSMS, Terminate) for minutes, holding up whichever thread runs the
+    # collection. Name the frames that hold one, then leave without collecting them.
+    import gc
+    holders = [f"{f.f_code.co_name} ({Path(f.f_code.co_filename).name}:{f.f_lineno})"
+               for f in gc.get_objects() if isinstance(f, types.FrameType)
+               and any(isinstance(v, gammu.StateMachine) for v in f.f_locals.values())]
+    print(f"frames still holding a StateMachine at exit: {holders or 'none'}")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":

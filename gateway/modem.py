@@ -244,6 +244,11 @@ class ModemWorker(service.Service):
             with self._watchdog(machine, max(self.call_timeout, INIT_TIMEOUT)):
                 machine.Init()
         except gammu.GSMError as e:
+            # Close the half-made connection off this thread: left to the garbage
+            # collector it would talk to the dead modem for minutes on whatever thread
+            # frees it, the reactor's included.
+            threading.Thread(target=_terminate, args=(machine,), daemon=True,
+                             name=f"modem-{self.name}-terminate").start()
             self.connected = False
             self.last_error = error_text(e)
             self._retry_at = time.monotonic() + self._delay
