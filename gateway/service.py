@@ -5,7 +5,7 @@ import logging
 import os
 
 from twisted.application import internet, service
-from twisted.internet import defer, endpoints
+from twisted.internet import defer, endpoints, threads
 from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 from twisted.web.wsgi import WSGIResource
@@ -55,12 +55,13 @@ class WebThreadPool(service.Service):
         self.pool.stop()
 
 
-def web_service(config, sessionmaker, reactor, on_queued=None) -> service.MultiService:
+def web_service(config, sessionmaker, reactor, on_queued=None,
+                click_to_call=None) -> service.MultiService:
     """The operator UI and JSON API: Flask under twisted.web's WSGIResource."""
     from helpdesk_web import create_app
 
     app = create_app(config, sessionmaker, secret_key=secret.read(config.secret_file),
-                     on_queued=on_queued)
+                     on_queued=on_queued, click_to_call=click_to_call)
     web = service.MultiService()
     threads = WebThreadPool()
     threads.setServiceParent(web)
@@ -110,8 +111,12 @@ def make_service(config, reactor, with_modems=True) -> service.MultiService:
 
     if with_modems:  # `helpdesk run` answers Asterisk; `helpdesk web` (scale-out) does not
         agi_service(config, db, reactor, on_queued=on_queued).setServiceParent(top)
-    ami, _click_to_call = ami_service(config, db, reactor)  # (None, None) without [ami]
+    ami, click_to_call = ami_service(config, db, reactor)  # (None, None) without [ami]
+    place_call = None
     if ami is not None:
         ami.setServiceParent(top)
-    web_service(config, sessions, reactor, on_queued).setServiceParent(top)
+
+        def place_call(user_id, number):  # on a WSGI thread: wait for Asterisk's answer
+            return threads.blockingCallFromThread(reactor, click_to_call.call, user_id, number)
+    web_service(config, sessions, reactor, on_queued, place_call).setServiceParent(top)
     return top

@@ -21,10 +21,12 @@ class Helpdesk:
     config: Config
     sessionmaker: Callable
     on_queued: Callable[[int], None] | None = None
+    # click_to_call(user_id, number) -> call id; None without an [ami] section.
+    click_to_call: Callable[[int, str], int] | None = None
 
 
 def create_app(config: Config, sessionmaker, *, secret_key: bytes, on_queued=None,
-               test_config=None) -> Flask:
+               click_to_call=None, test_config=None) -> Flask:
     """Build the app; `on_queued(message_id)` is called after a reply is committed."""
     app = Flask(__name__)
     app.config.from_mapping(
@@ -36,7 +38,7 @@ def create_app(config: Config, sessionmaker, *, secret_key: bytes, on_queued=Non
     )
     if test_config:
         app.config.update(test_config)
-    app.extensions["helpdesk"] = Helpdesk(config, sessionmaker, on_queued)
+    app.extensions["helpdesk"] = Helpdesk(config, sessionmaker, on_queued, click_to_call)
     app.json.sort_keys = False  # keep the contract's field order, easier to read
 
     from . import api, auth, db, errors, metrics, reply_templates, shop, tickets

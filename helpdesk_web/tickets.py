@@ -14,6 +14,8 @@ from gateway.outbox_store import OutboxError, queue_message
 from gateway.phone import is_reachable, normalise
 from gateway.users import audit
 
+from gateway.ami import AMIError
+
 from .auth import WRITERS, login_required
 from .db import get_db, helpdesk, notify_queued
 
@@ -140,6 +142,29 @@ def reply(ticket_id):
     notify_queued(message.id)
     flash("Balasan masuk antrean kirim. (Reply queued.)", "ok")
     return redirect(url_for("tickets.view", ticket_id=ticket.id, _anchor="reply"))
+
+
+@bp.route("/tickets/<int:ticket_id>/call", methods=("POST",))
+@login_required(roles=WRITERS)
+def call(ticket_id):
+    """Click-to-call: Asterisk rings the operator's softphone, then the customer."""
+    db = get_db()
+    ticket = _ticket_or_404(db, ticket_id)
+    click_to_call = helpdesk().click_to_call
+    if click_to_call is None:
+        flash("Telepon belum diatur: tambahkan [ami] di konfigurasi. "
+              "(Click-to-call needs an [ami] section.)", "error")
+        return redirect(url_for("tickets.view", ticket_id=ticket.id))
+    try:
+        call_id = click_to_call(g.user.id, ticket.contact.phone)
+    except (AMIError, ValueError) as e:
+        flash(f"Panggilan gagal: {e}. (The call was not placed.)", "error")
+        return redirect(url_for("tickets.view", ticket_id=ticket.id))
+    audit(db, g.user.id, "ticket.call", "ticket", ticket.id, {"call_id": call_id})
+    db.commit()
+    flash("Telepon Anda akan berdering, lalu pelanggan ditelepon. "
+          "(Your phone rings first, then the customer's.)", "ok")
+    return redirect(url_for("tickets.view", ticket_id=ticket.id))
 
 
 @bp.route("/tickets/<int:ticket_id>/status", methods=("POST",))

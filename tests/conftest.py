@@ -99,9 +99,10 @@ def make_app(config, sessionmaker, queued):
     """create_app with the test database; keyword arguments go to test_config."""
     from helpdesk_web import create_app
 
-    def make(**test_config):
+    def make(click_to_call=None, **test_config):
         return create_app(config, sessionmaker, secret_key=SECRET_KEY,
-                          on_queued=queued.append, test_config=test_config)
+                          on_queued=queued.append, click_to_call=click_to_call,
+                          test_config=test_config)
     return make
 
 

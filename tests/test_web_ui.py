@@ -7,7 +7,7 @@ from sqlalchemy import select
 
 from gateway.db.models import AuditLog, Message, Ticket, TicketEvent, User
 
-from conftest import PASSWORD
+from conftest import PASSWORD, AuthActions
 
 
 def page(response) -> str:
@@ -190,3 +190,50 @@ def test_unknown_ticket_is_404(client, auth):
 def test_pages_forbid_foreign_scripts(client, auth):
     auth.login()
     assert "default-src 'self'" in client.get("/").headers["Content-Security-Policy"]
+
+
+# --- click-to-call ----------------------------------------------------------------------
+
+def test_click_to_call_rings_the_operator_then_the_customer(make_app, make_ticket, make_user,
+                                                           db):
+
+    placed = []
+    app = make_app(TESTING=True, click_to_call=lambda user, number: placed.append(
+        (user, number)) or 41)
+    client = app.test_client()
+    auth = AuthActions(client, make_user, db)
+    auth.login("ani", "operator")
+    user = db.scalar(select(User).where(User.name == "ani"))
+    ticket = make_ticket(phone="+6281299998888")
+    response = auth.post(f"/tickets/{ticket.id}/call", {})
+    assert response.status_code == 302
+    assert placed == [(user.id, "+6281299998888")]
+    page = client.get(f"/tickets/{ticket.id}").get_data(as_text=True)
+    assert "berdering" in page
+
+
+def test_click_to_call_failure_and_missing_ami_are_said_plainly(make_app, make_ticket,
+                                                                make_user, db):
+    from gateway.ami import AMIError
+    def refused(user, number):
+        raise AMIError("Asterisk is not connected")
+
+    for click_to_call, expected in ((refused, "Asterisk is not connected"),
+                                    (None, "[ami]")):
+        client = make_app(TESTING=True, click_to_call=click_to_call).test_client()
+        auth = AuthActions(client, make_user, db)
+        auth.login("ani", "operator")
+        ticket = make_ticket()
+        auth.post(f"/tickets/{ticket.id}/call", {})
+        assert expected in client.get(f"/tickets/{ticket.id}").get_data(as_text=True)
+
+
+def test_viewer_cannot_place_calls(make_app, make_ticket, make_user, db):
+
+    placed = []
+    client = make_app(TESTING=True, click_to_call=lambda u, n: placed.append(n)).test_client()
+    auth = AuthActions(client, make_user, db)
+    auth.login("lihat", "viewer")
+    ticket = make_ticket()
+    assert auth.post(f"/tickets/{ticket.id}/call", {}).status_code == 403
+    assert placed == []
