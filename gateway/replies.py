@@ -13,15 +13,11 @@ from sqlalchemy import select
 
 from gateway.db.models import ReplyTemplate
 from gateway.db.pool import batch_cached
+from gateway.reader import format_rupiah as rupiah  # 51037 -> "Rp 51.037"
 
 TEMPLATES = Path(__file__).with_name("templates") / "sms"
 LANGUAGES = ("id", "en")
 MAX_PARTS = 3
-
-
-def rupiah(amount) -> str:
-    """51037 -> 'Rp 51.037', as Indonesian customers write it."""
-    return "Rp " + f"{int(amount):,}".replace(",", ".")
 
 
 # Plain text, not HTML: nothing to escape, and a missing variable is a bug, not a blank.
