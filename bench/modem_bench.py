@@ -20,7 +20,6 @@ are removed at the end; the whole run is bounded (a hard stop after --limit seco
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import faulthandler
 import logging
 import os
@@ -454,7 +453,6 @@ def takeover(reactor, work: Path, call_timeout: float, count: int = 10):
         logging.getLogger("gateway").removeHandler(recorder)
         if args_verbose:
             print(f"  {time.monotonic():.1f} stopping the simulators", file=sys.stderr)
-        stopping = time.monotonic()
         yield threads.deferToThread(lambda: (sim_a.stop(), sim_b.stop()))
         out["whole_s"] = time.monotonic() - begun
         if args_verbose:

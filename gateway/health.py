@@ -11,13 +11,13 @@ import datetime as dt
 import logging
 
 from sqlalchemy import func, select
-from twisted.application import service
 from twisted.internet import defer
 
 from gateway import replies
 from gateway.db.models import Message, Modem, utcnow
 from gateway.modem import error_text
 from gateway.outbox_store import queue_message
+from gateway.periodic import Periodic
 from gateway.phone import normalise
 
 log = logging.getLogger(__name__)
@@ -128,25 +128,16 @@ def send_alerts(session, config, now, alerted: set) -> int:
     return len(texts)
 
 
-class HealthMonitor(service.Service):
+class HealthMonitor(Periodic):
+    name = "health"
+
     def __init__(self, workers, db, config, clock, every=30.0):
-        self.workers, self.db, self.config, self.clock = workers, db, config, clock
-        self.every = every
-        self.name = "health"
+        super().__init__(clock)
+        self.workers, self.db, self.config, self.every = workers, db, config, every
         self.alerted: set = set()  # conditions already told to the on-call numbers
-        self._call = None
-
-    def startService(self):
-        super().startService()
-        self._call = self.clock.callLater(0, self.check)
-
-    def stopService(self):
-        super().stopService()
-        if self._call is not None and self._call.active():
-            self._call.cancel()
 
     @defer.inlineCallbacks
-    def check(self):
+    def step(self):
         for worker in self.workers:
             readings, error = None, None
             try:
@@ -164,8 +155,7 @@ class HealthMonitor(service.Service):
             yield self.db.run(self._alert)
         except Exception:
             log.exception("could not check for alerts")
-        if self.running:
-            self._call = self.clock.callLater(self.every, self.check)
+        return self.every
 
     def _alert(self, session):
         # Works on a copy: if the transaction fails, the alert is still due next time.

@@ -11,12 +11,12 @@ import logging
 import os
 import signal
 
-from twisted.application import service
 from twisted.internet import defer
 
 from gateway import inbound_store
 from gateway.db.models import utcnow
 from gateway.modem import ModemUnavailable
+from gateway.periodic import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -27,38 +27,31 @@ MAX_BACKOFF = 60.0
 _KILL_AFTER_COMMIT = os.environ.get("HELPDESK_TEST_KILL_AFTER_COMMIT") == "1"
 
 
-class InboundPoller(service.Service):
+class InboundPoller(Periodic):
     def __init__(self, worker, db, config, clock, on_stored=None):
+        super().__init__(clock)
         self.worker = worker
         self.db = db
         self.config = config
-        self.clock = clock
         self.on_stored = on_stored  # called with new message ids (wakes the outbox)
         self.name = f"inbound-{worker.name}"
         self.failures = 0
-        self._call = None
-        self._running = None  # Deferred of the poll in progress
 
-    def startService(self):
-        super().startService()
-        self._schedule(0)
-
-    def stopService(self):
-        super().stopService()
-        if self._call is not None and self._call.active():
-            self._call.cancel()
-        # Let a poll in progress finish its commit-then-delete, never cut it in half.
-        return self._running
-
-    def _schedule(self, delay):
-        if self.running:
-            self._call = self.clock.callLater(delay, self.poll)
+    @defer.inlineCallbacks
+    def step(self):
+        """A poll, then the wait: none while texts remain, backoff after failures."""
+        started = self.clock.seconds()
+        more = yield self.poll()
+        if self.failures:
+            return min(MAX_BACKOFF, self.config.poll_interval * 2 ** self.failures)
+        if more:
+            return 0
+        # Fixed rate: a slow read does not stretch the wait for the next text.
+        return max(0.0, self.config.poll_interval - (self.clock.seconds() - started))
 
     @defer.inlineCallbacks
     def poll(self):
         """One read-store-delete round; returns whether the SIM may hold more."""
-        self._running = defer.Deferred()
-        started = self.clock.seconds()
         more = False
         try:
             more = yield self._poll_once()
@@ -69,16 +62,6 @@ class InboundPoller(service.Service):
         except Exception:
             self.failures += 1
             log.exception("modem %s: inbound poll failed; texts stay on the SIM", self.worker.name)
-        finally:
-            running, self._running = self._running, None
-            running.callback(None)
-        if self.failures:
-            delay = min(MAX_BACKOFF, self.config.poll_interval * 2 ** self.failures)
-        elif more:
-            delay = 0
-        else:  # fixed rate: a slow read does not stretch the wait for the next text
-            delay = max(0.0, self.config.poll_interval - (self.clock.seconds() - started))
-        self._schedule(delay)
         return more
 
     @defer.inlineCallbacks
@@ -98,26 +81,18 @@ class InboundPoller(service.Service):
         return more
 
 
-class MultipartSweeper(service.Service):
+class MultipartSweeper(Periodic):
     """Files multipart texts whose last parts never came, once their timeout passes."""
 
     name = "multipart-sweeper"
 
     def __init__(self, db, config, clock, every=15.0):
-        self.db, self.config, self.clock, self.every = db, config, clock, every
-        self._call = None
-
-    def startService(self):
-        super().startService()
-        self._call = self.clock.callLater(self.every, self.sweep)
-
-    def stopService(self):
-        super().stopService()
-        if self._call is not None and self._call.active():
-            self._call.cancel()
+        super().__init__(clock)
+        self.db, self.config, self.every = db, config, every
+        self.first_delay = every
 
     @defer.inlineCallbacks
-    def sweep(self):
+    def step(self):
         try:
             filed = yield self.db.run(inbound_store.finish_expired, self.config,
                                       utcnow(self.clock))
@@ -125,5 +100,4 @@ class MultipartSweeper(service.Service):
                 log.info("filed %d incomplete multipart texts after their timeout", len(filed))
         except Exception:
             log.exception("multipart sweep failed; will try again")
-        if self.running:
-            self._call = self.clock.callLater(self.every, self.sweep)
+        return self.every

@@ -12,11 +12,11 @@ import socket
 
 import gammu
 import phonenumbers
-from twisted.application import service
 from twisted.internet import defer
 
 from gateway import outbox_store
 from gateway.db.models import utcnow
+from gateway.periodic import Periodic
 from gateway.modem import (MAYBE_SENT_ERRORS, PERMANENT_SEND_ERRORS, ModemHung,
                            ModemUnavailable, PartialSend, error_text)
 
@@ -30,53 +30,34 @@ def node_name() -> str:
     return socket.gethostname()
 
 
-class OutboxDispatcher(service.Service):
+class OutboxDispatcher(Periodic):
     name = "outbox"
 
     def __init__(self, workers, db, config, clock, node=None, interval=0.5):
+        super().__init__(clock)
         self.workers = {w.name: w for w in workers}
         self.db = db
         self.config = config
-        self.clock = clock
         self.node = node or node_name()
         self.interval = interval
         self._turn = itertools.count()
         self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, since when)
         self.country_code = str(phonenumbers.country_code_for_region(config.country))
-        self._call = None
-        self._busy = None
-        self._again = False
-
-    def startService(self):
-        super().startService()
-        self._schedule(0)
-
-    def stopService(self):
-        super().stopService()
-        if self._call is not None and self._call.active():
-            self._call.cancel()
-        return self._busy  # let texts being sent get their final status
-
-    def wake(self):
-        """Something was queued: look now rather than at the next tick."""
-        if not self.running:
-            return
-        if self._busy is not None:
-            self._again = True
-        elif self._call is not None and self._call.active():
-            self._call.reset(0)
-
-    def _schedule(self, delay):
-        if self.running:
-            self._call = self.clock.callLater(delay, self.dispatch)
 
     @defer.inlineCallbacks
-    def dispatch(self):
-        """Claim what the modems can send now, and send it; returns how many were claimed."""
-        self._busy = defer.Deferred()
+    def step(self):
+        """A dispatch; at once again while the modems took all they had room for."""
+        room = self._room()
+        claimed = yield self.dispatch(room)
+        return 0 if room and claimed == room else self.interval
+
+    @defer.inlineCallbacks
+    def dispatch(self, room=None):
+        """Claim what the modems can send now (at most `room`), and send it; returns how
+        many were claimed."""
         claimed = []
         try:
-            room = self._room()
+            room = self._room() if room is None else room
             if room:
                 claimed = yield self.db.run(outbox_store.claim, self.node, utcnow(self.clock),
                                             room)
@@ -84,11 +65,6 @@ class OutboxDispatcher(service.Service):
                 yield defer.DeferredList(sends, consumeErrors=True)
         except Exception:
             log.exception("outbox dispatch failed; will try again")
-        finally:
-            busy, self._busy = self._busy, None
-            busy.callback(None)
-        again, self._again = self._again or (claimed and len(claimed) == room), False
-        self._schedule(0 if again else self.interval)
         return len(claimed)
 
     def _available(self) -> list:
