@@ -5,6 +5,7 @@ problem, so `helpdesk` can print it and exit with code 2.
 """
 from __future__ import annotations
 
+import dataclasses
 import os
 import tomllib
 from dataclasses import dataclass, field
@@ -177,14 +178,8 @@ def load(path: str | None = None, environ=os.environ) -> Config:
         problem = _db_url(url)
         if problem:
             raise ConfigError("HELPDESK_DATABASE_URL", "database.url", problem)
-        config = _replace(config, database_url=url)
+        config = dataclasses.replace(config, database_url=url)
     return config
-
-
-def _replace(config, **changes):
-    from dataclasses import replace
-
-    return replace(config, **changes)
 
 
 def parse(data: dict, path: str = "(config)") -> Config:

@@ -25,7 +25,6 @@ class Outgoing:
     number: str
     text: str
     modem: str | None  # preferred modem (the one the customer wrote to), or None
-    attempts: int
 
 
 def queue_message(session, number: str, text: str, *, ticket_id=None, user_id=None,
@@ -65,7 +64,7 @@ def claim(session, node: str, now: dt.datetime, limit: int = 20) -> list[Outgoin
         row.status = "sending"
         row.claimed_by = node
         row.attempts += 1
-    return [Outgoing(r.id, r.number, r.text, r.modem, r.attempts) for r in rows]
+    return [Outgoing(r.id, r.number, r.text, r.modem) for r in rows]
 
 
 def release(session, message_id: int, reason: str) -> None:

@@ -196,10 +196,6 @@ class MessagePart(Base):
     reference: Mapped[int | None] = mapped_column(Integer)
     received_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
-    @property
-    def text(self) -> str:
-        return self.payload.decode("utf-16-be", "surrogatepass")
-
 
 class StatusReport(Base):
     """A delivery report; matched to an outbound part, or kept unmatched for a person."""
