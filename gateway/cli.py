@@ -167,7 +167,7 @@ def cmd_init(cfg, args, password_file=None) -> int:
         password = users.generate_password()
         users.create_user(session, "admin", "admin", password)
     print(f"helpdesk: created the schema and user 'admin' with password: {password}")
-    print("helpdesk: this password is shown only once; change it after logging in")
+    print("helpdesk: this password is shown only once; keep it somewhere safe")
     if password_file:
         _write_private(password_file, password)
     return 0
