@@ -129,6 +129,7 @@ class ModemWorker(service.Service):
         self._queue: queue.Queue = queue.Queue()
         self._thread = None
         self._busy = False
+        self._closing = None  # a thread terminating a hung StateMachine
         # Texts received, sent and failed since the health monitor last wrote them down;
         # kept here (reactor thread only) so no hot transaction contends for the modem row.
         self.counts = collections.Counter()
@@ -238,6 +239,14 @@ class ModemWorker(service.Service):
             return self.machine
         if time.monotonic() < self._retry_at:
             raise ModemUnavailable(f"modem {self.name} is down: {self.last_error}")
+        if self._closing is not None:
+            # The old connection must be gone before a new one talks to the same device,
+            # or their AT commands interleave.
+            self._closing.join(timeout=INIT_TIMEOUT)
+            if self._closing.is_alive():
+                raise ModemUnavailable(f"modem {self.name} is still closing its last "
+                                       "connection")
+            self._closing = None
         machine = gammu.StateMachine()
         try:
             machine.SetConfig(0, dict(self.config.gammu))
@@ -247,8 +256,7 @@ class ModemWorker(service.Service):
             # Close the half-made connection off this thread: left to the garbage
             # collector it would talk to the dead modem for minutes on whatever thread
             # frees it, the reactor's included.
-            threading.Thread(target=_terminate, args=(machine,), daemon=True,
-                             name=f"modem-{self.name}-terminate").start()
+            self._terminate_aside(machine)
             self.connected = False
             self.last_error = error_text(e)
             self._retry_at = time.monotonic() + self._delay
@@ -269,10 +277,14 @@ class ModemWorker(service.Service):
             # Terminate talks to the modem (AT+CNMI and the like) and would block this
             # thread for minutes on a modem that stopped answering: let it run out on a
             # thread of its own while this one goes on with a new StateMachine.
-            threading.Thread(target=_terminate, args=(machine,), daemon=True,
-                             name=f"modem-{self.name}-terminate").start()
+            self._terminate_aside(machine)
         else:
             _terminate(machine)
+
+    def _terminate_aside(self, machine):
+        self._closing = threading.Thread(target=_terminate, args=(machine,), daemon=True,
+                                         name=f"modem-{self.name}-terminate")
+        self._closing.start()
 
     # -- what the daemon asks of a modem -------------------------------------------------
     def read_inbox(self, limit: int = READ_BATCH):
