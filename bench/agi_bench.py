@@ -5,7 +5,7 @@
 
 Builds a SQLite database of --contacts contacts (a third with an open ticket, some
 owned by an operator with a softphone), starts the real daemon's FastAGI server
-(gateway.agi.FastAGIFactory on a DBPool, the same as `helpdesk run`) in a child
+(gateway.voice.fastagi.FastAGIFactory on the daemon's Database, the same as `helpdesk run`) in a child
 process listening on 127.0.0.1, and has --concurrency clients play Asterisk against
 it: each connects, sends the agi_* header of an incoming call, answers every command
 as Asterisk does, and times connect -> the server closing the connection (the whole
@@ -78,14 +78,14 @@ def serve(url: str, port: int) -> None:
     """The child process: the daemon's FastAGI server and DB pool on the real reactor."""
     from twisted.internet import reactor
 
-    from gateway.agi import FastAGIFactory
+    from gateway.daemon.database import Database, pool_size
     from gateway.db.engine import make_engine, make_sessionmaker
-    from gateway.db.pool import DBPool, pool_size
+    from gateway.voice.fastagi import FastAGIFactory
 
     engine = make_engine(url)
-    pool = DBPool(make_sessionmaker(engine), reactor, size=pool_size(engine))  # as the daemon
+    pool = Database(make_sessionmaker(engine), reactor, size=pool_size(engine))  # as the daemon
     pool.startService()
-    factory = FastAGIFactory(pool, "ID", "id", reactor,
+    factory = FastAGIFactory(pool.calls, "ID", "id", reactor,
                              db_concurrency=int(os.environ.get("AGI_DB_CONCURRENCY", "4")))
     reactor.listenTCP(port, factory, interface="127.0.0.1")
     reactor.addSystemEventTrigger("before", "shutdown", pool.stopService)
@@ -95,10 +95,10 @@ def serve(url: str, port: int) -> None:
 
 def serial_lookups(url: str, contacts: int, n: int = 500) -> float:
     """Mean time of calls.incoming_call alone, one after another (no network, no load)."""
-    from gateway import calls
     from gateway.db.engine import make_engine, make_sessionmaker
     from gateway.db.models import utcnow
-    from gateway.db.pool import in_transaction
+    from gateway.db.transaction import in_transaction
+    from gateway.desk import calls
 
     engine = make_engine(url)
     sessions = make_sessionmaker(engine)

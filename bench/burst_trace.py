@@ -23,7 +23,11 @@ from pathlib import Path
 
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # PYTHONPATH wins
 
-from gateway import cli, inbound_store, modem, outbox_store, tickets  # noqa: E402
+from gateway import cli  # noqa: E402
+from gateway.desk import inbox as inbound_store
+from gateway.desk import intake as tickets
+from gateway.desk import outbox as outbox_store
+from gateway.modem import worker as modem
 
 _lock = threading.Lock()
 _out = None
@@ -73,7 +77,7 @@ def main():
     inbound_store.tickets = tickets
     if os.environ.get("BENCH_NO_SEND") == "1":
         # Experiment: acks are queued but never claimed, to see the inbound path alone.
-        from gateway import outbox
+        from gateway.daemon import outbox
         outbox.OutboxDispatcher._available = lambda self: []
     return cli.main(["--config", args.config, "run"])
 

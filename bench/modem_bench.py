@@ -3,14 +3,14 @@
     .venv/bin/python bench/modem_bench.py [--texts 200] [--sends 20] [--timeouts 5,30]
 
 1. inbound: `--texts` single-part texts on one simulated SIM, drained by the real
-   InboundPoller (ModemWorker threaded=False, InlineDBPool on SQLite) calling poll() in a
+   InboundPoller (ModemWorker threaded=False, Database (no reactor) on SQLite) calling poll() in a
    loop; texts/s read+stored+deleted and where the time goes (libGammu calls, the worker
    around them, the database transaction, the rest), per text and per AT exchange.
 2. outbound: `--sends` texts through OutboxDispatcher to one simulated modem; texts/s and
    the split between Gammu's SendSMS (which sleeps 0.1+0.5+0.1 s inside itself) and the
    time outside worker.send.
 3. takeover: two simulated modems A and B under the real Twisted reactor (threaded
-   ModemWorkers, DBPool, InboundPollers, OutboxDispatcher), once per call timeout in
+   ModemWorkers, Database, InboundPollers, OutboxDispatcher), once per call timeout in
    `--timeouts`. A hangs, 10 texts preferring A are queued at once, and the timeline is
    recorded: A seen down, first text handed to B, every text final.
 
@@ -41,16 +41,17 @@ from sqlalchemy import func, select  # noqa: E402
 from twisted.internet import task  # noqa: E402
 from twisted.python.failure import Failure  # noqa: E402
 
-import gateway.modem as modem_mod  # noqa: E402
-from gateway import outbox_store  # noqa: E402
+import gateway.modem.worker as modem_mod  # noqa: E402
 from gateway.config import ModemConfig, parse  # noqa: E402
+from gateway.daemon.database import Database, pool_size  # noqa: E402
+from gateway.daemon.inbound import InboundPoller  # noqa: E402
+from gateway.daemon.outbox import OutboxDispatcher  # noqa: E402
 from gateway.db.engine import make_engine, make_sessionmaker  # noqa: E402
 from gateway.db.models import Message, MessagePart  # noqa: E402
-from gateway.db.pool import DBPool, InlineDBPool, in_transaction, pool_size  # noqa: E402
 from gateway.db.schema import upgrade  # noqa: E402
-from gateway.inbound import InboundPoller  # noqa: E402
-from gateway.modem import CALL_TIMEOUT, ModemWorker  # noqa: E402
-from gateway.outbox import OutboxDispatcher  # noqa: E402
+from gateway.db.transaction import in_transaction  # noqa: E402
+from gateway.desk import outbox as outbox_store  # noqa: E402
+from gateway.modem.worker import CALL_TIMEOUT, ModemWorker  # noqa: E402
 from tests.modem_sim import ModemSimulator  # noqa: E402
 
 args_verbose = False  # --verbose: the takeover's progress on stderr
@@ -95,7 +96,7 @@ def new_database(directory: Path):
 
 
 class TimedMachine:
-    """Stands for a gammu.StateMachine inside gateway.modem's call functions and adds the
+    """Stands for a gammu.StateMachine inside gateway.modem.worker's call functions and adds the
     wall time of every libGammu call to `totals[name]`."""
 
     def __init__(self, machine, totals: dict, counts: dict):
@@ -115,7 +116,7 @@ class TimedMachine:
 
 
 class patch_gammu_calls:
-    """Within this block gateway.modem's _read_inbox/_delete/_send get a TimedMachine."""
+    """Within this block gateway.modem.worker's _read_inbox/_delete/_send get a TimedMachine."""
 
     NAMES = ("_read_inbox", "_delete", "_send")
 
@@ -155,8 +156,8 @@ def time_method(obj, name: str, totals: dict):
     setattr(obj, name, timed)
 
 
-class TimedDB:
-    """InlineDBPool that adds the time of each transaction to totals['db']."""
+class TimedDB(Database):
+    """Database (no reactor) that adds the time of each transaction to totals['db']."""
 
     def __init__(self, real, totals):
         self.real, self.totals = real, totals
@@ -190,7 +191,7 @@ def bench_inbound(work: Path, count: int) -> dict:
         log_from = len(sim.log)
 
         totals: dict = {}
-        db = TimedDB(InlineDBPool(sessions), totals)
+        db = TimedDB(Database(sessions), totals)
         poller = InboundPoller(worker, db, config, task.Clock())
         time_method(worker, "read_inbox", totals)
         time_method(worker, "delete", totals)
@@ -251,7 +252,7 @@ def bench_outbound(work: Path, count: int) -> dict:
                 s.add(Message(direction="out", number=f"+62813{2000000 + i:07d}", text=text,
                               status="queued"))
         totals: dict = {}
-        db = TimedDB(InlineDBPool(sessions), totals)
+        db = TimedDB(Database(sessions), totals)
         dispatcher = OutboxDispatcher([worker], db, config, clock, node="bench")
         time_method(worker, "send", totals)
         log_from = len(sim.log)
@@ -295,8 +296,8 @@ class LogRecorder(logging.Handler):
         self.records.append((time.monotonic(), record.levelname, record.getMessage()))
 
 
-class RecordingDB:
-    """A DBPool whose outbox outcomes are time-stamped when their transaction commits."""
+class RecordingDB(Database):
+    """A Database whose outbox outcomes are time-stamped when their transaction commits."""
 
     WATCHED = {"mark_sent": "sent", "release": "released", "mark_failed": "failed",
                "mark_retry": "retry", "claim": "claim"}
@@ -335,7 +336,7 @@ def takeover(reactor, work: Path, call_timeout: float, count: int = 10):
     events: list = []
     recorder = LogRecorder()
     logging.getLogger("gateway").addHandler(recorder)
-    pool = DBPool(sessions, reactor, size=pool_size(engine))  # 1 for SQLite, as the daemon
+    pool = Database(sessions, reactor, size=pool_size(engine))  # 1 for SQLite, as the daemon
     db = RecordingDB(pool, events)
     worker_a = ModemWorker(ModemConfig("A", sim_a.gammu_config("proxyat")), reactor,
                            call_timeout=call_timeout)

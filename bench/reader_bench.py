@@ -1,4 +1,4 @@
-"""How well and how fast gateway.reader reads texts.
+"""How well and how fast gateway.desk.reader reads texts.
 
     .venv/bin/python bench/reader_bench.py [--reads N]
 
@@ -18,7 +18,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from gateway.reader import read  # noqa: E402
+from gateway.desk.reader import read  # noqa: E402
 
 SAMPLES = REPO.parent / "shared" / "samples" / "sms-examples.tsv"
 LABELLED = REPO / "tests" / "data" / "sms_labelled.tsv"

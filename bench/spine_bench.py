@@ -5,7 +5,7 @@ Run:  .venv/bin/python bench/spine_bench.py [--runs-label TEXT] [--no-doc] [--ke
 What it measures, in one run (see docs/benchmarks.md for the write-up):
 
 1. Latency, SQLite, default poll_interval (0.5 s): 20 probes, each a text from a new
-   number written with gateway.sim.inject (in-process); the clock starts right after the
+   number written with gateway.modem.simulator.inject (in-process); the clock starts right after the
    backup file is linked into the simulated modem's inbox and stops when the ticket is
    seen in GET /api/v1/tickets (polled every 5 ms). Probes are ~1.3 s apart so they land
    at random phases of the poll interval.
@@ -85,10 +85,10 @@ def _source_from_argv() -> tuple[str, str | None]:
 
 SOURCE_LABEL, SOURCE_DIR = _source_from_argv()
 
-from gateway import sim  # noqa: E402
 from gateway.config import ModemConfig, dummy_inbox  # noqa: E402
 from gateway.db.models import Message, Ticket  # noqa: E402
-from gateway.modem import encode  # noqa: E402
+from gateway.modem import simulator as sim  # noqa: E402
+from gateway.sms.encoding import encode  # noqa: E402
 
 HELPDESK = str(Path(sys.executable).with_name("helpdesk"))
 GAMMU_SMSD = "/usr/bin/gammu-smsd"
@@ -237,10 +237,10 @@ def burst_text(i: int) -> str:
 
 # -- the 1,000 backup files ---------------------------------------------------------------
 def write_deliver_backup(inbox: Path, location: int, number: str, text: str, when) -> None:
-    """One inbound SMS as a Gammu backup file, as gateway.sim.inject writes it, except that
+    """One inbound SMS as a Gammu backup file, as gateway.modem.simulator.inject writes it, except that
     the PDU type is Deliver (what a modem holds for a received text).
 
-    gateway.sim.inject sets the key "PDU", which python-gammu ignores; the type stays the
+    gateway.modem.simulator.inject sets the key "PDU", which python-gammu ignores; the type stays the
     "Submit" that gammu.EncodeSMS returns, so its files say `PDU = Submit`. The helpdesk
     reads those, but gammu-smsd's SQL backend stores only Deliver PDUs and silently drops
     (reads and deletes) anything else; see check_smsd_reads_sim_inject().
@@ -257,7 +257,7 @@ def make_burst_template(work: Path) -> Path:
     device = work / "burst-template"
     inbox = dummy_inbox(modem(device))
     inbox.mkdir(parents=True)
-    when = dt.datetime.now(dt.timezone.utc).replace(microsecond=0)
+    when = dt.datetime.now(dt.UTC).replace(microsecond=0)
     for i in range(BURST):
         write_deliver_backup(inbox, i + 1, burst_number(i), burst_text(i), when)
     assert len(os.listdir(inbox)) == BURST, "expected one file per text"
@@ -539,7 +539,7 @@ def bench_smsd(work: Path, template: Path) -> dict:
 
 
 def check_smsd_reads_sim_inject(work: Path) -> dict:
-    """Feed gammu-smsd three files written by gateway.sim.inject itself (PDU = Submit)."""
+    """Feed gammu-smsd three files written by gateway.modem.simulator.inject itself (PDU = Submit)."""
     work = work / "smsd-sim-inject"
     work.mkdir()
     device = work / "modem"
@@ -647,7 +647,7 @@ def write_doc(latest: dict) -> None:
         "",
         "- **Latency.** `helpdesk run` on SQLite with the default `poll_interval` (0.5 s; the "
         "config file sets none). 20 probes, each a text from a new number written with "
-        "`gateway.sim.inject` in the benchmark process; the clock starts right after the "
+        "`gateway.modem.simulator.inject` in the benchmark process; the clock starts right after the "
         "backup file is linked into the simulated modem's inbox and stops when "
         "`GET /api/v1/tickets` (polled every 5 ms) lists a ticket for that number. Probes "
         "are 1.3 s ± 0.15 s apart, so they land at random phases of the poll.",
@@ -662,7 +662,7 @@ def write_doc(latest: dict) -> None:
         "`/usr/share/doc/gammu-smsd/examples/mysql.sql`, defaults except no PIN, battery, "
         "signal or status checks, no call handling and `send = 0`. Wall time from process "
         "start to 1,000 rows in `inbox`; the stored texts are compared with what was written.",
-        "- The backup files are written as `gateway.sim.inject` writes them but with the PDU "
+        "- The backup files are written as `gateway.modem.simulator.inject` writes them but with the PDU "
         "type Deliver (see the finding on sim.inject below). gammu-smsd stored "
         f"{smsd['rows_matching']}/{smsd['rows']} texts correctly (number and text), so Debian's "
         "Gammu 1.42 dummy driver reads python-gammu 1.45's files.",

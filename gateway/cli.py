@@ -132,7 +132,7 @@ def _sessions(cfg, check_schema=True):
 
 
 def _transaction(cfg, fn, *args):
-    from gateway.db.pool import in_transaction
+    from gateway.db.transaction import in_transaction
 
     _engine, sessions = _sessions(cfg)
     return in_transaction(sessions, fn, *args)
@@ -151,9 +151,10 @@ def _setup_logging():
 def cmd_init(cfg, args, password_file=None) -> int:
     from sqlalchemy import func, select
 
-    from gateway import secret, users
+    from gateway import secret
     from gateway.db.models import User
     from gateway.db.schema import upgrade
+    from gateway.desk import users
 
     engine, _ = _sessions(cfg, check_schema=False)
     upgrade(engine)
@@ -182,7 +183,7 @@ def _write_private(path: Path, text: str) -> None:
 def cmd_run(cfg, args, web_only=False) -> int:
     from twisted.internet import reactor
 
-    from gateway.service import make_service
+    from gateway.daemon.service import make_service
 
     _setup_logging()
     if not cfg.modems and not web_only:
@@ -264,7 +265,7 @@ device = "var/modem1"
 
 
 def cmd_user_add(cfg, args) -> int:
-    from gateway import users
+    from gateway.desk import users
 
     if args.password_stdin:
         password = sys.stdin.readline().rstrip("\n")
@@ -281,7 +282,7 @@ def cmd_user_add(cfg, args) -> int:
 
 
 def cmd_token_create(cfg, args) -> int:
-    from gateway import users
+    from gateway.desk import users
 
     try:
         token = _transaction(cfg, users.create_token, args.name, args.user)
@@ -310,9 +311,9 @@ def cmd_product_add(cfg, args) -> int:
 
 
 def cmd_sms_send(cfg, args) -> int:
-    from gateway.outbox_store import OutboxError, queue_message
-    from gateway.phone import normalise
-    from gateway.tickets import contact_for
+    from gateway.desk.contacts import contact_for
+    from gateway.desk.outbox import OutboxError, queue_message
+    from gateway.sms.phone import normalise
 
     number = normalise(args.number, cfg.country)
     if number is None:
@@ -331,7 +332,7 @@ def cmd_sms_send(cfg, args) -> int:
 
 
 def cmd_check(cfg, args) -> int:
-    from gateway.check import run_check
+    from gateway.desk.check import run_check
 
     line, code = run_check(cfg)
     print(line)
@@ -339,13 +340,13 @@ def cmd_check(cfg, args) -> int:
 
 
 def cmd_agi(cfg, args) -> int:
-    from gateway import agi_script
+    from gateway.voice import stdio_agi as agi_script
 
     return agi_script.main(cfg, args.args)
 
 
 def cmd_sim_inject(cfg, args) -> int:
-    from gateway import sim
+    from gateway.modem import simulator as sim
 
     try:
         paths = sim.inject(cfg.modem(args.modem), args.number, args.text)

@@ -6,8 +6,8 @@ requests, one database session per request.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from flask import Flask
 from flask_wtf.csrf import CSRFProtect
@@ -41,7 +41,10 @@ def create_app(config: Config, sessionmaker, *, secret_key: bytes, on_queued=Non
     app.extensions["helpdesk"] = Helpdesk(config, sessionmaker, on_queued, click_to_call)
     app.json.sort_keys = False  # keep the contract's field order, easier to read
 
-    from . import api, auth, db, errors, metrics, reply_templates, shop, tickets
+    from helpdesk_web import auth, db, errors
+    from helpdesk_web.api import metrics
+    from helpdesk_web.api import v1 as api
+    from helpdesk_web.ui import reply_templates, shop, tickets
 
     csrf = CSRFProtect(app)
     csrf.exempt(api.bp)  # the API authenticates with Bearer tokens, not cookies

@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import functools
 
-from flask import (Blueprint, abort, flash, g, redirect, render_template, request,
-                   session, url_for)
+from flask import Blueprint, abort, flash, g, redirect, render_template, request, session, url_for
 from sqlalchemy import select
 
-from gateway import users
 from gateway.db.models import User, utcnow
+from gateway.desk import users
 
 from .db import get_db
 

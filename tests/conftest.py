@@ -73,8 +73,8 @@ import re  # noqa: E402
 
 from sqlalchemy import select  # noqa: E402
 
-from gateway import users  # noqa: E402
 from gateway.db.models import Contact, Message, Ticket, TicketEvent, User, utcnow  # noqa: E402
+from gateway.desk import users  # noqa: E402
 
 PASSWORD = "correct horse battery"
 SECRET_KEY = b"test-session-secret-0123456789ab"

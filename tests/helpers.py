@@ -62,7 +62,7 @@ def stop(process, timeout=30) -> int:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
-        raise AssertionError(f"the daemon did not stop within {timeout} s of SIGTERM")
+        raise AssertionError(f"the daemon did not stop within {timeout} s of SIGTERM") from None
 
 
 def api(port, path, token=None, body=None):

@@ -85,7 +85,7 @@ def _smsc(number: str) -> bytes:
 
 
 def _timestamp(when: dt.datetime) -> bytes:
-    when = when.astimezone(dt.timezone.utc) if when.tzinfo else when
+    when = when.astimezone(dt.UTC) if when.tzinfo else when
     digits = when.strftime("%y%m%d%H%M%S") + "00"  # time zone +00
     return _semi_octets(digits)
 
@@ -98,7 +98,7 @@ def deliver_pdus(sender: str, text: str, when: dt.datetime | None = None,
     its "Deliver" layout leaves the message type bits of the first octet as for a submit,
     so they are set here to SMS-DELIVER (00) with "no more messages" (TP-MMS).
     """
-    when = when or dt.datetime.now(dt.timezone.utc)
+    when = when or dt.datetime.now(dt.UTC)
     parts = gammu.EncodeSMS({"Class": -1, "Entries": [{"ID": "ConcatenatedAutoTextLong",
                                                        "Buffer": text}]})
     pdus = []
@@ -115,7 +115,7 @@ def deliver_pdus(sender: str, text: str, when: dt.datetime | None = None,
 def status_report_pdu(reference: int, number: str, delivered: bool = True,
                       when: dt.datetime | None = None, smsc: str = SMSC) -> str:
     """An SMS-STATUS-REPORT (hex, SMSC included) for the message with TP-MR `reference`."""
-    when = when or dt.datetime.now(dt.timezone.utc)
+    when = when or dt.datetime.now(dt.UTC)
     status = 0x00 if delivered else 0x41  # 0x41: permanent error, incompatible destination
     tpdu = (bytes([0x06, reference & 0xFF]) + _address(number) + _timestamp(when)
             + _timestamp(when) + bytes([status]))
@@ -194,7 +194,7 @@ class ModemSimulator:
             self.fill()
 
     # -- life cycle --------------------------------------------------------------------
-    def start(self) -> "ModemSimulator":
+    def start(self) -> ModemSimulator:
         self._open()
         return self
 

@@ -1,7 +1,7 @@
 """FastAGI server, driven byte for byte by a test peer that speaks as Asterisk's res_agi.
 
 No sockets, no sleeps: StringTransport carries the bytes, task.Clock the time, and
-InlineDBPool runs each transaction at once on the test's real database.
+Database with no reactor runs each transaction at once on the test's real database.
 """
 from __future__ import annotations
 
@@ -17,9 +17,10 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from gateway import agi, calls
+from gateway.daemon.database import Database
 from gateway.db.models import Call, Contact, Message, Ticket, TicketEvent, User
-from gateway.db.pool import InlineDBPool
+from gateway.desk import calls
+from gateway.voice import fastagi as agi
 
 NUMBER = "+6281234567890"
 _SET = re.compile(r'^SET VARIABLE (\S+) "((?:[^"\\]|\\.)*)"$')
@@ -125,7 +126,7 @@ def queued():
 
 @pytest.fixture
 def factory(sessionmaker, clock, queued):
-    return agi.FastAGIFactory(InlineDBPool(sessionmaker), "ID", "id", clock, queued.append)
+    return agi.FastAGIFactory(Database(sessionmaker).calls, "ID", "id", clock, queued.append)
 
 
 @pytest.fixture
@@ -489,7 +490,7 @@ def test_channel_names_map_to_extensions():
 
 # -- the stdio script on pyst2's asterisk.agi ------------------------------------------
 def test_stdio_script_gives_the_same_answer(config, sessionmaker, db, monkeypatch):
-    from gateway import agi_script
+    from gateway.voice import stdio_agi as agi_script
 
     contact = add_contact(db, name="Budi")
     ticket = add_ticket(db, contact)

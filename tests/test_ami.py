@@ -10,9 +10,9 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
-from gateway import ami
+from gateway.daemon.database import Database
 from gateway.db.models import Call, Contact, Ticket, TicketEvent, User
-from gateway.db.pool import InlineDBPool
+from gateway.voice import ami
 
 SETTINGS = {"host": "127.0.0.1", "port": 5038, "username": "helpdesk", "secret": "s3cret"}
 
@@ -184,7 +184,7 @@ def operator(sessionmaker):
 
 @pytest.fixture
 def clicker(sessionmaker, factory, clock):
-    return ami.ClickToCall(InlineDBPool(sessionmaker), factory, "ID", clock)
+    return ami.ClickToCall(Database(sessionmaker).calls, factory, "ID", clock)
 
 
 def test_click_to_call_rings_the_operator_then_dials_the_customer(

@@ -8,9 +8,19 @@ import pytest
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import sessionmaker as orm_sessionmaker
 
-from gateway import users
-from gateway.db.models import (ApiToken, AuditLog, Call, Contact, Message, Modem, Order, OrderItem,
-                               Payment, Product)
+from gateway.db.models import (
+    ApiToken,
+    AuditLog,
+    Call,
+    Contact,
+    Message,
+    Modem,
+    Order,
+    OrderItem,
+    Payment,
+    Product,
+)
+from gateway.desk import users
 
 MESSAGE_FIELDS = {"id", "direction", "number", "text", "status", "intent", "ticket_id",
                   "contact_id", "modem", "created_at", "incomplete"}
@@ -66,7 +76,7 @@ def test_viewer_token_reads_but_cannot_send(client, db, make_user):
 # --- health --------------------------------------------------------------------------
 
 def test_health_needs_no_token_and_reports_modems(client, db):
-    seen = (dt.datetime.now(dt.timezone.utc) - dt.timedelta(seconds=10)).replace(
+    seen = (dt.datetime.now(dt.UTC) - dt.timedelta(seconds=10)).replace(
         tzinfo=None, microsecond=0)
     db.add(Modem(name="modem1", status="up", signal_percent=71, last_seen=seen))
     db.commit()
@@ -79,7 +89,7 @@ def test_health_needs_no_token_and_reports_modems(client, db):
 
 def test_health_is_degraded_when_a_modem_is_weak(client, db):
     db.add(Modem(name="modem1", status="up", signal_percent=20,
-                 last_seen=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)))
+                 last_seen=dt.datetime.now(dt.UTC).replace(tzinfo=None)))
     db.commit()
     body = client.get("/api/v1/health").json
     assert body["status"] == "degraded" and body["modems"][0]["health"] == "yellow"
@@ -278,12 +288,12 @@ def test_not_found_and_wrong_method_are_json(client, api_headers):
 
 
 def test_server_error_is_json_without_a_trace(make_app, make_ticket, api_headers, monkeypatch):
-    import helpdesk_web.api
+    import helpdesk_web.api.v1
 
     def explode(_row):
         raise RuntimeError("secret internals")
 
-    monkeypatch.setattr(helpdesk_web.api, "ticket_dict", explode)
+    monkeypatch.setattr(helpdesk_web.api.v1, "ticket_dict", explode)
     make_ticket()
     app = make_app()  # not TESTING: errors are handled as in production
     response = app.test_client().get("/api/v1/tickets", headers=api_headers)

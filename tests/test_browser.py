@@ -8,6 +8,7 @@ import os
 import threading
 
 import pytest
+from conftest import PASSWORD
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
@@ -17,8 +18,6 @@ from sqlalchemy import select
 from werkzeug.serving import make_server
 
 from gateway.db.models import Message
-
-from conftest import PASSWORD
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"

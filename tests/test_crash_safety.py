@@ -7,8 +7,8 @@ import time
 
 from sqlalchemy import func, select
 
-from gateway import sim
 from gateway.db.models import Message, Ticket
+from gateway.modem import simulator as sim
 from tests.helpers import helpdesk, start, stop, wait_for, write_config
 
 
@@ -63,7 +63,8 @@ def test_killed_repeatedly_during_a_500_text_burst(tmp_path, db_url, sessionmake
         process = start(config)
         stored_before = len(counts(sessionmaker)[0])
         # Kill as soon as it has made some progress: mid-burst, mid-batch.
-        wait_for(lambda: len(counts(sessionmaker)[0]) > stored_before or not sim_count(modem_dir),
+        wait_for(lambda before=stored_before: (len(counts(sessionmaker)[0]) > before
+                                               or not sim_count(modem_dir)),
                  timeout=30, interval=0.01, what="progress")
         time.sleep(0.05 * (kills % 4))
         process.send_signal(signal.SIGKILL)

@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
 from gateway.db.models import Contact
-from gateway.db.pool import in_transaction
+from gateway.db.transaction import in_transaction
 
 
 def test_conflict_runs_the_whole_transaction_again(sessionmaker):

@@ -9,11 +9,11 @@ from sqlalchemy import select
 from twisted.internet import task
 
 from gateway.config import ModemConfig
+from gateway.daemon.database import Database
+from gateway.daemon.inbound import InboundPoller
+from gateway.daemon.outbox import OutboxDispatcher
 from gateway.db.models import Message, StatusReport
-from gateway.db.pool import InlineDBPool
-from gateway.inbound import InboundPoller
-from gateway.modem import ModemWorker
-from gateway.outbox import OutboxDispatcher
+from gateway.modem.worker import ModemWorker
 from tests.modem_sim import ModemSimulator, status_report_requested
 
 CUSTOMER = "+6285712345678"
@@ -33,7 +33,7 @@ def gateway(sim, sessionmaker, config):
     config = dataclasses.replace(config, delivery_reports=True)
     worker = ModemWorker(ModemConfig("modem1", sim.gammu_config("proxyat")), clock,
                          threaded=False)
-    db = InlineDBPool(sessionmaker)
+    db = Database(sessionmaker)
     poller = InboundPoller(worker, db, config, clock)
     dispatcher = OutboxDispatcher([worker], db, config, clock, node="test")
     yield poller, dispatcher, clock

@@ -15,8 +15,10 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from gateway import agi, ami, calls
 from gateway.config import Config
+from gateway.desk import calls
+from gateway.voice import ami
+from gateway.voice import fastagi as agi
 
 DIALPLANS = Path(__file__).resolve().parent.parent / "dialplans"
 CONF_FILES = ("extensions.conf", "pjsip.conf", "queues.conf", "manager.conf")
@@ -275,7 +277,7 @@ def test_manager_user_is_least_privilege_and_local():
 
 def test_no_file_holds_a_password():
     for name in CONF_FILES:
-        for lineno, kind, key, value in read_conf(name):
+        for lineno, kind, key, _value in read_conf(name):
             if kind == "value":
                 assert key.strip() not in ("secret", "password"), f"{name}:{lineno}"
 

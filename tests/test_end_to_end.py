@@ -101,7 +101,7 @@ def test_stops_cleanly_on_sigterm_with_work_in_flight(tmp_path, db_url, engine, 
                                                        modem_config):
     """A stop arriving mid-burst lets the pipeline finish its commit-then-delete; the
     modems and the database stop after it, and the process exits by itself."""
-    from gateway import sim
+    from gateway.modem import simulator as sim
 
     config, port = write_config(tmp_path, db_url, modem_dir)
     helpdesk(config, "init")

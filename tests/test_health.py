@@ -6,9 +6,9 @@ import datetime as dt
 
 from sqlalchemy import select
 
-from gateway import check, health
 from gateway.db.models import Message, Modem
-from gateway.db.pool import in_transaction
+from gateway.db.transaction import in_transaction
+from gateway.desk import check, health
 
 NOW = dt.datetime(2026, 11, 23, 9, 0, 0)
 
@@ -44,7 +44,9 @@ def test_alert_once_when_a_modem_turns_red_and_once_when_it_recovers(sessionmake
     alerted = set()
 
     def run():
-        return in_transaction(sessionmaker, health.send_alerts, config, NOW, alerted)
+        nonlocal alerted
+        sent, alerted = in_transaction(sessionmaker, health.send_alerts, config, NOW, alerted)
+        return sent
 
     set_modem(sessionmaker, status="up", signal_percent=80, last_seen=NOW)
     assert run() == 0
@@ -65,8 +67,7 @@ def test_alert_when_the_outbox_backs_up(sessionmaker, config):
     with sessionmaker.begin() as s:
         s.add_all([Message(direction="out", number="+628123", text=f"t{i}", status="queued")
                    for i in range(5)])
-    alerted = set()
-    assert in_transaction(sessionmaker, health.send_alerts, config, NOW, alerted) == 1
+    assert in_transaction(sessionmaker, health.send_alerts, config, NOW, set()) == (1, {"backlog"})
     assert "outbox" in alert_texts(sessionmaker)[-1][1]
 
 
@@ -86,7 +87,7 @@ def test_check_exit_codes(config):
 def test_metrics_in_prometheus_text_format(client, db):
     db.add(Modem(name="modem1", status="up", signal_percent=64, battery_percent=90,
                  sent_count=12, received_count=30, failed_count=1,
-                 last_seen=dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)))
+                 last_seen=dt.datetime.now(dt.UTC).replace(tzinfo=None)))
     db.add(Message(direction="out", number="+628123", text="x", status="queued"))
     db.commit()
     response = client.get("/metrics")

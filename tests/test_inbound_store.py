@@ -5,12 +5,11 @@ import dataclasses
 import datetime as dt
 
 import pytest
-
 from sqlalchemy import func, select
 
 from gateway.db.models import Contact, Message, MessagePart, Ticket
-from gateway.db.pool import in_transaction
-from gateway.inbound_store import RawPart, finish_expired, store_batch
+from gateway.db.transaction import in_transaction
+from gateway.desk.inbox import RawPart, finish_expired, store_batch
 
 T0 = dt.datetime(2026, 11, 23, 9, 0, 0)
 

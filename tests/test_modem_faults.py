@@ -6,10 +6,10 @@ from sqlalchemy import select
 from twisted.internet import task
 
 from gateway.config import ModemConfig
+from gateway.daemon.database import Database
+from gateway.daemon.outbox import OutboxDispatcher
 from gateway.db.models import Message
-from gateway.db.pool import InlineDBPool
-from gateway.modem import ModemWorker
-from gateway.outbox import OutboxDispatcher
+from gateway.modem.worker import ModemWorker
 from tests.modem_sim import ModemSimulator
 
 
@@ -44,7 +44,7 @@ def test_one_bad_number_fails_alone(sims, sessionmaker, config):
     modem = worker(sim, "a", clock)
     queue(sessionmaker, [("+6281111111111", "satu", None), ("+6285700000000", "ditolak", None),
                          ("+6282222222222", "tiga", None)])
-    dispatcher = OutboxDispatcher([modem], InlineDBPool(sessionmaker), config, clock,
+    dispatcher = OutboxDispatcher([modem], Database(sessionmaker), config, clock,
                                   node="test")
     try:
         dispatcher.dispatch()
@@ -64,7 +64,7 @@ def test_modem_hanging_mid_send_leaves_unknown_and_the_other_modem_takes_over(
     clock = task.Clock()
     hung, healthy = worker(a, "a", clock), worker(b, "b", clock)
     queue(sessionmaker, [("+6281111111111", "pertama", "a")])
-    dispatcher = OutboxDispatcher([hung, healthy], InlineDBPool(sessionmaker), config, clock,
+    dispatcher = OutboxDispatcher([hung, healthy], Database(sessionmaker), config, clock,
                                   node="test")
     try:
         assert hung.status().result["imei"] == a.imei  # connected, then it stops answering

@@ -16,7 +16,9 @@ from twisted.internet.task import Clock
 from twisted.python.failure import Failure
 
 from gateway.config import ModemConfig
-from gateway.modem import ModemHung, ModemWorker, encode
+from gateway.modem.translate import ModemHung
+from gateway.modem.worker import ModemWorker
+from gateway.sms.encoding import encode
 from tests.modem_sim import STO_SENT, ModemSimulator, status_report_requested
 
 SENDER = "+6281234500001"
@@ -260,7 +262,7 @@ def test_unplugged_modem_fails_at_once_and_replug_reconnects(sim):
 
 
 def test_delete_of_an_empty_location_depends_on_the_modem(machine, sim):
-    # What gateway.modem._delete meets after a crash between delete and commit.
+    # What gateway.modem.worker._delete meets after a crash between delete and commit.
     with pytest.raises(gammu.ERR_INVALIDLOCATION):  # "+CMS ERROR: 321", most modems
         machine.DeleteSMS(Folder=0, Location=3)
     sim.empty_location_reply = "OK"

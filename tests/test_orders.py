@@ -9,10 +9,10 @@ import itertools
 import pytest
 from sqlalchemy import select
 
-from gateway import orders, replies
 from gateway.db.models import Contact, Message, Order, Payment, Product, Ticket
-from gateway.db.pool import in_transaction
-from gateway.inbound_store import RawPart, store_batch
+from gateway.db.transaction import in_transaction
+from gateway.desk import orders, replies
+from gateway.desk.inbox import RawPart, store_batch
 
 T0 = dt.datetime(2026, 11, 23, 9, 0, 0)
 BUDI = "+6281234567890"

@@ -9,12 +9,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError
 from twisted.internet import defer, task
 
-from gateway import sim
+from gateway.daemon.database import Database
+from gateway.daemon.inbound import InboundPoller, MultipartSweeper
+from gateway.daemon.outbox import CLAIM_BATCH, OutboxDispatcher
 from gateway.db.models import Message, MessagePart, Ticket
-from gateway.db.pool import InlineDBPool
-from gateway.inbound import InboundPoller, MultipartSweeper
-from gateway.modem import ModemWorker
-from gateway.outbox import CLAIM_BATCH, OutboxDispatcher
+from gateway.modem import simulator as sim
+from gateway.modem.worker import ModemWorker
 
 NOW = 1_795_000_000  # a fixed epoch second for the Clock
 
@@ -35,7 +35,7 @@ def worker(modem_config, clock):
 
 @pytest.fixture
 def db(sessionmaker):
-    return InlineDBPool(sessionmaker)
+    return Database(sessionmaker)
 
 
 def sim_files(modem_dir):
@@ -91,7 +91,7 @@ def test_new_text_is_picked_up_within_one_poll_interval(worker, db, config, cloc
     poller.stopService()
 
 
-class DownDB:
+class DownDB(Database):
     """A database that is unreachable until `up` is set, like MariaDB being restarted."""
 
     def __init__(self, real):
@@ -293,7 +293,7 @@ def test_full_batches_are_drained_back_to_back(worker, db, config, clock, sessio
 
 def test_reply_goes_out_and_ticket_conversation_is_whole(worker, db, config, clock,
                                                          modem_config, sessionmaker):
-    from gateway.outbox_store import queue_message
+    from gateway.desk.outbox import queue_message
 
     sim.inject(modem_config, "081234567890", "KOMPLAIN pulsa belum masuk")
     poller = InboundPoller(worker, db, config, clock)

@@ -1,4 +1,4 @@
-"""gateway.reader: the shared samples, our labelled set, the fields, and properties."""
+"""gateway.desk.reader: the shared samples, our labelled set, the fields, and properties."""
 from __future__ import annotations
 
 import csv
@@ -9,8 +9,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gateway.reader import (
-    INTENTS, Context, Item, Reading, format_rupiah, parse_amount, read,
+from gateway.desk.reader import (
+    INTENTS,
+    Context,
+    Item,
+    Reading,
+    format_rupiah,
+    parse_amount,
+    read,
 )
 
 HERE = Path(__file__).resolve().parent

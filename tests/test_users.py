@@ -9,8 +9,8 @@ import pytest
 from argon2 import PasswordHasher
 from sqlalchemy import select
 
-from gateway import users
 from gateway.db.models import ApiToken, AuditLog, User
+from gateway.desk import users
 
 NOW = dt.datetime(2026, 11, 23, 9, 0, 0)
 PASSWORD = "rahasia-sekali"

@@ -4,13 +4,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
+from conftest import CSRF_FIELD, PASSWORD
 from sqlalchemy import func, select
 
-from gateway import replies
-from gateway.db.models import (AuditLog, Contact, Message, Order, OrderItem, Payment, Product,
-                               ReplyTemplate, Ticket, TicketEvent, utcnow)
-
-from conftest import CSRF_FIELD, PASSWORD
+from gateway.db.models import (
+    AuditLog,
+    Contact,
+    Message,
+    Order,
+    OrderItem,
+    Payment,
+    Product,
+    ReplyTemplate,
+    Ticket,
+    TicketEvent,
+    utcnow,
+)
+from gateway.desk import replies
 
 
 def page(response) -> str:
@@ -381,7 +391,7 @@ def test_simultaneous_double_click_confirms_once(app, db, make_user, monkeypatch
     import threading
     import time
 
-    from gateway import orders
+    from gateway.desk import orders
 
     shop = arrange(db)
     make_user("sari", "sales")

@@ -3,11 +3,10 @@ from __future__ import annotations
 
 import json
 
+from conftest import PASSWORD, AuthActions
 from sqlalchemy import select
 
 from gateway.db.models import AuditLog, Message, Ticket, TicketEvent, User
-
-from conftest import PASSWORD, AuthActions
 
 
 def page(response) -> str:
@@ -214,7 +213,7 @@ def test_click_to_call_rings_the_operator_then_the_customer(make_app, make_ticke
 
 def test_click_to_call_failure_and_missing_ami_are_said_plainly(make_app, make_ticket,
                                                                 make_user, db):
-    from gateway.ami import AMIError
+    from gateway.desk.calls import CallFailed as AMIError
     def refused(user, number):
         raise AMIError("Asterisk is not connected")
 

@@ -6,8 +6,19 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import (BigInteger, Boolean, DateTime, ForeignKey, Index, Integer,
-                        LargeBinary, MetaData, String, Text, UniqueConstraint)
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 NAMING = {
@@ -16,20 +27,23 @@ NAMING = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
-MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4", "mysql_collate": "utf8mb4_unicode_ci"}
+MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
+         "mysql_collate": "utf8mb4_unicode_ci"}
 
 # MEDIUMTEXT on MariaDB: an operator's note or a 1,600-character SMS fits either way,
 # but TEXT's 64 KiB would cut a long audit detail.
 LongText = Text().with_variant(Text(length=16_000_000), "mysql")
 
-OPEN_TICKET_STATUSES = ("new", "open", "pending")
+TICKET_STATUSES = ("new", "open", "pending", "resolved", "closed")
+OPEN_TICKET_STATUSES = TICKET_STATUSES[:3]
+TICKET_KINDS = ("order", "complaint", "payment", "question", "call", "warranty")
 
 
 def utcnow(clock=None) -> dt.datetime:
     """Naive UTC now, from a Twisted clock (IReactorTime) when one is given."""
     if clock is None:
-        return dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
-    return dt.datetime.fromtimestamp(clock.seconds(), dt.timezone.utc).replace(tzinfo=None)
+        return dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return dt.datetime.fromtimestamp(clock.seconds(), dt.UTC).replace(tzinfo=None)
 
 
 class Base(DeclarativeBase):
@@ -133,7 +147,7 @@ class TicketEvent(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
 
     ticket: Mapped[Ticket] = relationship()
-    message: Mapped["Message | None"] = relationship()
+    message: Mapped[Message | None] = relationship()
 
 
 class Message(Base):
@@ -143,6 +157,7 @@ class Message(Base):
         Index(None, "direction", "status", "next_attempt_at"),
         Index(None, "number", "id"),
         Index(None, "ticket_id", "id"),
+        Index(None, "attention"),
         MYSQL,
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -158,6 +173,9 @@ class Message(Base):
     modem: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     smsc_time: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # Why a person must look at this text (it could not be read or filed), until one has;
+    # NULL for the texts that went through. See gateway.desk.inbox.
+    attention: Mapped[str | None] = mapped_column(String(255))
     # outbound only
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
@@ -166,7 +184,7 @@ class Message(Base):
     delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     last_error: Mapped[str | None] = mapped_column(String(255))
 
-    parts: Mapped[list["MessagePart"]] = relationship(order_by="MessagePart.part_number")
+    parts: Mapped[list[MessagePart]] = relationship(order_by="MessagePart.part_number")
     contact: Mapped[Contact | None] = relationship()
     ticket: Mapped[Ticket | None] = relationship()
 
@@ -238,7 +256,7 @@ class Order(Base):
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     paid_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
-    items: Mapped[list["OrderItem"]] = relationship()
+    items: Mapped[list[OrderItem]] = relationship()
 
     @property
     def number(self) -> str:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-
 from gateway.db.models import Call, Contact, Message, Order, Payment, Ticket
 
 
@@ -12,7 +11,7 @@ def iso(value: dt.datetime | None) -> str | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        value = value.replace(tzinfo=dt.timezone.utc)
+        value = value.replace(tzinfo=dt.UTC)
     return value.isoformat()
 
 

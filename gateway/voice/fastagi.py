@@ -35,9 +35,9 @@ from twisted.internet import defer, endpoints, error
 from twisted.internet.protocol import ServerFactory
 from twisted.protocols.basic import LineOnlyReceiver
 
-from gateway import calls
 from gateway.config import listen_endpoint
 from gateway.db.models import utcnow
+from gateway.desk import calls
 
 log = logging.getLogger(__name__)
 
@@ -305,9 +305,9 @@ class FastAGIProtocol(LineOnlyReceiver):
     def script_incoming(self, request: AGIRequest):
         factory = self.factory
         try:
-            info = yield factory.run(calls.incoming_call, request.uniqueid,
-                                          request.callerid, factory.region,
-                                          utcnow(factory.clock))
+            info = yield factory.run(factory.calls.incoming, request.uniqueid,
+                                     request.callerid, factory.region,
+                                     utcnow(factory.clock))
         except Exception:
             log.exception("FastAGI incoming: the caller lookup failed; the call goes to "
                           "the queue without it")
@@ -329,8 +329,8 @@ class FastAGIProtocol(LineOnlyReceiver):
             # Queue's AGI argument on the caller's channel
             uniqueid = request.uniqueid
             operator_channel = yield self.get_variable(MEMBER_VARIABLE)
-        yield self.factory.run(calls.call_answered, uniqueid, operator_channel,
-                                    utcnow(self.factory.clock))
+        yield self.factory.run(self.factory.calls.answered, uniqueid, operator_channel,
+                               utcnow(self.factory.clock))
 
     @defer.inlineCallbacks
     def script_hangup(self, request: AGIRequest):
@@ -340,7 +340,7 @@ class FastAGIProtocol(LineOnlyReceiver):
             values[name] = yield self.get_variable(name)
         factory = self.factory
         end = yield factory.run(
-            calls.call_ended, request.uniqueid, request.callerid, values["HELPDESK_HOURS"],
+            factory.calls.ended, request.uniqueid, request.callerid, values["HELPDESK_HOURS"],
             values["QUEUESTATUS"], values["DIALSTATUS"], values["HANGUPCAUSE"],
             factory.region, factory.language, utcnow(factory.clock))
         if end.sms_id is not None and factory.on_queued is not None:
@@ -350,15 +350,16 @@ class FastAGIProtocol(LineOnlyReceiver):
 class FastAGIFactory(ServerFactory):
     protocol = FastAGIProtocol
 
-    def run(self, fn, *args):
-        """fn(session, *args) in the DB pool, queued behind the other AGI transactions."""
-        return self.db.run(self.pool.run, fn, *args)
+    def run(self, method, *args):
+        """A call of the calls store, queued behind the other AGI transactions."""
+        return self.db.run(method, *args)
 
-    def __init__(self, pool, region="ID", language="id", clock=None, on_queued=None,
+    def __init__(self, calls_store, region="ID", language="id", clock=None, on_queued=None,
                  db_concurrency=4):
         if clock is None:
             from twisted.internet import reactor as clock
-        self.pool, self.region, self.language = pool, region, language
+        # calls_store: the daemon's db.calls (incoming, answered, ended), Deferreds
+        self.calls, self.region, self.language = calls_store, region, language
         # At most this many AGI transactions in the DB pool at once (its size), so a
         # flood of calls queues here on the reactor instead of in front of the SMS
         # pipeline's work; bench/agi_bench.py compares settings (AGI_DB_CONCURRENCY).
@@ -367,9 +368,10 @@ class FastAGIFactory(ServerFactory):
         self.on_queued = on_queued  # called with a queued SMS id (wakes the outbox)
 
 
-def agi_service(config, pool, reactor, on_queued=None) -> internet.StreamServerEndpointService:
+def agi_service(config, calls_store, reactor,
+                on_queued=None) -> internet.StreamServerEndpointService:
     """The FastAGI server on config.agi_listen, for the daemon's MultiService."""
-    factory = FastAGIFactory(pool, config.country, config.language, reactor, on_queued)
+    factory = FastAGIFactory(calls_store, config.country, config.language, reactor, on_queued)
     endpoint = endpoints.serverFromString(reactor, listen_endpoint(config.agi_listen))
     service = internet.StreamServerEndpointService(endpoint, factory)
     service.setName("agi")

@@ -2,7 +2,7 @@
 
 Runs inside the transaction that stores the text (rule 2 of the design), so a text and
 everything it causes are committed together or not at all. What the text means comes
-from gateway.reader, a pure function; this module only acts on it.
+from gateway.desk.reader, a pure function; this module only acts on it.
 """
 from __future__ import annotations
 
@@ -11,62 +11,24 @@ from dataclasses import dataclass
 
 from sqlalchemy import select
 
-from gateway import orders, reader, replies
-from gateway.db.models import (OPEN_TICKET_STATUSES, Contact, Message, Order, Product, Ticket,
-                               TicketEvent, utcnow)
-from gateway.db.pool import batch_cached, batch_map
-from gateway.outbox_store import queue_message
-from gateway.phone import is_reachable
+from gateway.db.models import (
+    OPEN_TICKET_STATUSES,
+    Contact,
+    Message,
+    Order,
+    Product,
+    Ticket,
+    TicketEvent,
+    utcnow,
+)
+from gateway.db.transaction import batch_cached, batch_map
+from gateway.desk import orders, reader, replies
+from gateway.desk.contacts import contact_for, open_ticket_for
+from gateway.desk.outbox import queue_message
+from gateway.sms.phone import is_reachable
 
 # The reader's intents as the API names them: START is a registration back in.
 API_INTENT = {"start": "register"}
-
-
-def contact_for(session, phone: str, write: bool = True) -> Contact:
-    """The contact with this normalised number, created on first contact; with
-    write=False a new one is written later, with the text that brought it."""
-    known = batch_map(session, "contacts")
-    if known is not None and phone in known:
-        contact = known[phone]
-    else:
-        contact = session.scalar(select(Contact).where(Contact.phone == phone))
-    if contact is None:
-        contact = Contact(phone=phone, created_at=utcnow())
-        session.add(contact)
-        if write:
-            session.flush()
-    if known is not None:
-        known[phone] = contact
-    return contact
-
-
-def open_ticket_for(session, contact_id: int | None) -> Ticket | None:
-    if contact_id is None:
-        return None  # a contact not yet written has no tickets
-    known = batch_map(session, "open_tickets")
-    if known is not None and contact_id in known:
-        return known[contact_id]
-    return session.scalar(
-        select(Ticket).where(Ticket.contact_id == contact_id,
-                             Ticket.status.in_(OPEN_TICKET_STATUSES))
-        .order_by(Ticket.id.desc()).limit(1))
-
-
-def prefetch(session, phones: set[str]) -> None:
-    """Fill a batch's lookup tables for these senders with three queries in all, instead
-    of three per text: their contacts, open tickets and open orders."""
-    contacts = {phone: None for phone in phones}
-    contacts.update({c.phone: c for c in session.scalars(
-        select(Contact).where(Contact.phone.in_(phones)))})
-    ids = [c.id for c in contacts.values() if c is not None]
-    open_tickets = dict.fromkeys(ids)
-    for ticket in session.scalars(select(Ticket).where(
-            Ticket.contact_id.in_(ids), Ticket.status.in_(OPEN_TICKET_STATUSES))
-            .order_by(Ticket.id)):
-        open_tickets[ticket.contact_id] = ticket  # the newest wins
-    cache = session.info["batch"]
-    cache["contacts"], cache["open_tickets"] = contacts, open_tickets
-    cache["open_orders"] = orders.prefetch_open_orders(session, ids)
 
 
 @dataclass

@@ -8,21 +8,27 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import joinedload
 
-from gateway.db.models import (OPEN_TICKET_STATUSES, Contact, Message, Ticket, TicketEvent,
-                               User, utcnow)
-from gateway.outbox_store import OutboxError, queue_message
-from gateway.phone import is_reachable, normalise
-from gateway.users import audit
-
-from gateway.ami import AMIError
-
-from .auth import WRITERS, login_required
-from .db import get_db, helpdesk, notify_queued
+from gateway.db.models import (
+    OPEN_TICKET_STATUSES,
+    TICKET_KINDS,
+    TICKET_STATUSES,
+    Contact,
+    Message,
+    Ticket,
+    TicketEvent,
+    User,
+    utcnow,
+)
+from gateway.desk.calls import CallFailed
+from gateway.desk.outbox import OutboxError, queue_message
+from gateway.desk.users import audit
+from gateway.sms.phone import is_reachable, normalise
+from helpdesk_web.auth import WRITERS, login_required
+from helpdesk_web.db import get_db, helpdesk, notify_queued
 
 bp = Blueprint("tickets", __name__)
 
-STATUSES = ("new", "open", "pending", "resolved", "closed")
-KINDS = ("order", "complaint", "payment", "question", "call")
+STATUSES, KINDS = TICKET_STATUSES, TICKET_KINDS
 PAGE = 50
 CONVERSATION = 500  # newest messages shown on a ticket page
 
@@ -31,7 +37,7 @@ def local_time(value: dt.datetime | None) -> str:
     """Naive UTC from the database in the server's own time zone (WIB on a shop's PC)."""
     if value is None:
         return ""
-    return value.replace(tzinfo=dt.timezone.utc).astimezone().strftime("%Y-%m-%d %H:%M")
+    return value.replace(tzinfo=dt.UTC).astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 @bp.route("/")
@@ -157,7 +163,7 @@ def call(ticket_id):
         return redirect(url_for("tickets.view", ticket_id=ticket.id))
     try:
         call_id = click_to_call(g.user.id, ticket.contact.phone)
-    except (AMIError, ValueError) as e:
+    except (CallFailed, ValueError) as e:
         flash(f"Panggilan gagal: {e}. (The call was not placed.)", "error")
         return redirect(url_for("tickets.view", ticket_id=ticket.id))
     audit(db, g.user.id, "ticket.call", "ticket", ticket.id, {"call_id": call_id})

@@ -20,10 +20,10 @@ import logging
 import os
 import sys
 
-from gateway import agi as fastagi
-from gateway import calls
 from gateway.db.models import utcnow
-from gateway.db.pool import in_transaction
+from gateway.db.transaction import in_transaction
+from gateway.desk import calls
+from gateway.voice import fastagi
 
 log = logging.getLogger(__name__)
 

@@ -10,16 +10,19 @@ from twisted.python.threadpool import ThreadPool
 from twisted.web.server import Site
 from twisted.web.wsgi import WSGIResource
 
-from gateway import health, outbox_store, secret
-from gateway.agi import agi_service
-from gateway.ami import ami_service
+from gateway import secret
 from gateway.config import listen_endpoint
+from gateway.daemon.database import Database, pool_size, stop_off_reactor
+from gateway.daemon.health import HealthMonitor
+from gateway.daemon.inbound import InboundPoller, MultipartSweeper
+from gateway.daemon.outbox import OutboxDispatcher, node_name
 from gateway.db.engine import make_engine, make_sessionmaker
-from gateway.db.pool import DBPool, in_transaction, pool_size
 from gateway.db.schema import check_current
-from gateway.inbound import InboundPoller, MultipartSweeper
-from gateway.modem import ModemWorker
-from gateway.outbox import OutboxDispatcher, node_name
+from gateway.db.transaction import in_transaction
+from gateway.desk import health, outbox
+from gateway.modem.worker import ModemWorker
+from gateway.voice.ami import ami_service
+from gateway.voice.fastagi import agi_service
 
 log = logging.getLogger(__name__)
 
@@ -41,9 +44,12 @@ class SequentialMultiService(service.MultiService):
 
 
 class WebThreadPool(service.Service):
-    """The WSGI thread pool, started and stopped with the daemon."""
+    """The WSGI thread pool, started and stopped with the daemon. Its stop joins the
+    threads off the reactor: a request in flight writes its answer through the reactor,
+    so joining on the reactor thread would wait for ever."""
 
-    def __init__(self, size=10):
+    def __init__(self, reactor, size=10):
+        self.reactor = reactor
         self.pool = ThreadPool(minthreads=2, maxthreads=size, name="web")
 
     def startService(self):
@@ -52,7 +58,7 @@ class WebThreadPool(service.Service):
 
     def stopService(self):
         super().stopService()
-        self.pool.stop()
+        return stop_off_reactor(self.reactor, self.pool.stop)
 
 
 def web_service(config, sessionmaker, reactor, on_queued=None,
@@ -63,7 +69,7 @@ def web_service(config, sessionmaker, reactor, on_queued=None,
     app = create_app(config, sessionmaker, secret_key=secret.read(config.secret_file),
                      on_queued=on_queued, click_to_call=click_to_call)
     web = service.MultiService()
-    threads = WebThreadPool()
+    threads = WebThreadPool(reactor)
     threads.setServiceParent(web)
     site = Site(WSGIResource(reactor, threads.pool, app))
     endpoint = endpoints.serverFromString(reactor, listen_endpoint(config.web_listen))
@@ -82,12 +88,12 @@ def make_service(config, reactor, with_modems=True) -> service.MultiService:
     names = [m.name for m in config.modems]
     # Start-up bookkeeping, before any service runs (rule 4: sending -> unknown).
     in_transaction(sessions, health.register_modems, names)
-    stale = in_transaction(sessions, outbox_store.mark_unknown_after_restart, node)
+    stale = in_transaction(sessions, outbox.mark_unknown_after_restart, node)
     if stale:
         log.warning("%d texts were being sent when the gateway stopped; marked unknown", stale)
 
     top = SequentialMultiService()
-    db = DBPool(sessions, reactor, size=pool_size(engine))
+    db = Database(sessions, reactor, size=pool_size(engine))
     db.setServiceParent(top)  # first in, last out
     dispatcher = None
     if with_modems:
@@ -102,7 +108,7 @@ def make_service(config, reactor, with_modems=True) -> service.MultiService:
             InboundPoller(worker, db, config, reactor,
                           on_stored=lambda _ids: dispatcher.wake()).setServiceParent(top)
         MultipartSweeper(db, config, reactor).setServiceParent(top)
-        health.HealthMonitor(workers, db, config, reactor).setServiceParent(top)
+        HealthMonitor(workers, db, config, reactor).setServiceParent(top)
         dispatcher.setServiceParent(top)
 
     def on_queued(_message_id):
@@ -110,8 +116,8 @@ def make_service(config, reactor, with_modems=True) -> service.MultiService:
             reactor.callFromThread(dispatcher.wake)
 
     if with_modems:  # `helpdesk run` answers Asterisk; `helpdesk web` (scale-out) does not
-        agi_service(config, db, reactor, on_queued=on_queued).setServiceParent(top)
-    ami, click_to_call = ami_service(config, db, reactor)  # (None, None) without [ami]
+        agi_service(config, db.calls, reactor, on_queued=on_queued).setServiceParent(top)
+    ami, click_to_call = ami_service(config, db.calls, reactor)  # (None, None) without [ami]
     place_call = None
     if ami is not None:
         ami.setServiceParent(top)

@@ -13,10 +13,9 @@ import signal
 
 from twisted.internet import defer
 
-from gateway import inbound_store
+from gateway.daemon.periodic import Periodic
 from gateway.db.models import utcnow
-from gateway.modem import ModemUnavailable
-from gateway.periodic import Periodic
+from gateway.modem.translate import ModemUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -69,8 +68,8 @@ class InboundPoller(Periodic):
         parts, more = yield self.worker.read_inbox()
         if not parts:
             return more
-        result = yield self.db.run(inbound_store.store_batch, self.worker.name, parts,
-                                   self.config, utcnow(self.clock))
+        result = yield self.db.inbox.store(self.worker.name, parts, self.config,
+                                           utcnow(self.clock))
         # Committed: only now may the SIM copies go.
         if _KILL_AFTER_COMMIT:
             os.kill(os.getpid(), signal.SIGKILL)
@@ -94,8 +93,7 @@ class MultipartSweeper(Periodic):
     @defer.inlineCallbacks
     def step(self):
         try:
-            filed = yield self.db.run(inbound_store.finish_expired, self.config,
-                                      utcnow(self.clock))
+            filed = yield self.db.inbox.finish_expired(self.config, utcnow(self.clock))
             if filed:
                 log.info("filed %d incomplete multipart texts after their timeout", len(filed))
         except Exception:

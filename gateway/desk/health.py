@@ -8,19 +8,13 @@ The UI, /api/v1/health, /metrics and `helpdesk check` read the same table, so a
 from __future__ import annotations
 
 import datetime as dt
-import logging
 
 from sqlalchemy import func, select
-from twisted.internet import defer
 
-from gateway import replies
-from gateway.db.models import Message, Modem, utcnow
-from gateway.modem import error_text
-from gateway.outbox_store import queue_message
-from gateway.periodic import Periodic
-from gateway.phone import normalise
-
-log = logging.getLogger(__name__)
+from gateway.db.models import Message, Modem
+from gateway.desk import replies
+from gateway.desk.outbox import queue_message
+from gateway.sms.phone import normalise
 
 GREEN, YELLOW, RED = "green", "yellow", "red"
 
@@ -116,52 +110,16 @@ def alerts_due(session, config, now, alerted: set) -> list[str]:
     return texts
 
 
-def send_alerts(session, config, now, alerted: set) -> int:
-    """Queue the due alerts to every on-call number; the outbox picks a healthy modem."""
+def send_alerts(session, config, now, alerted: set) -> tuple[int, set]:
+    """Queue the due alerts to every on-call number (the outbox picks a healthy modem):
+    (how many, the conditions alerted now). `alerted` itself is left as it was, so a
+    transaction that fails leaves the alert due next time."""
+    alerted = set(alerted)
     numbers = [n for n in (normalise(raw, config.country) for raw in config.alert_numbers) if n]
     if not numbers:
-        return 0
+        return 0, alerted
     texts = alerts_due(session, config, now, alerted)
     for text in texts:
         for number in numbers:
             queue_message(session, number, text)
-    return len(texts)
-
-
-class HealthMonitor(Periodic):
-    name = "health"
-
-    def __init__(self, workers, db, config, clock, every=30.0):
-        super().__init__(clock)
-        self.workers, self.db, self.config, self.every = workers, db, config, every
-        self.alerted: set = set()  # conditions already told to the on-call numbers
-
-    @defer.inlineCallbacks
-    def step(self):
-        for worker in self.workers:
-            readings, error = None, None
-            try:
-                readings = yield worker.status()
-            except Exception as e:
-                error = error_text(e) if not str(e).startswith("modem ") else str(e)
-            counts, worker.counts = dict(worker.counts), type(worker.counts)()
-            try:
-                yield self.db.run(record, worker.name, readings, error, utcnow(self.clock),
-                                  counts)
-            except Exception:
-                worker.counts.update(counts)  # not lost: written with the next reading
-                log.exception("could not record the health of modem %s", worker.name)
-        try:
-            yield self.db.run(self._alert)
-        except Exception:
-            log.exception("could not check for alerts")
-        return self.every
-
-    def _alert(self, session):
-        # Works on a copy: if the transaction fails, the alert is still due next time.
-        alerted = set(self.alerted)
-        sent = send_alerts(session, self.config, utcnow(self.clock), alerted)
-        session.flush()
-        self.alerted = alerted
-        if sent:
-            log.warning("queued %d alert(s) to the on-call numbers", sent)
+    return len(texts), alerted

@@ -13,7 +13,7 @@ import tempfile
 import gammu
 
 from gateway.config import dummy_inbox
-from gateway.modem import encode
+from gateway.sms.encoding import encode
 
 SMSC = "+62816124"  # any service centre number; the dummy driver does not care
 
@@ -27,7 +27,7 @@ def inject(modem, number: str, text: str, when: dt.datetime | None = None) -> li
         raise ValueError("the text is empty")
     inbox = dummy_inbox(modem)
     inbox.mkdir(parents=True, exist_ok=True)
-    when = when or dt.datetime.now(dt.timezone.utc)
+    when = when or dt.datetime.now(dt.UTC)
     parts = encode(text)
     paths = []
     for part in parts:

@@ -1,8 +1,8 @@
-"""Every database call of the daemon runs here, off the reactor thread.
+"""One transaction around a function of a session, run again after a conflict or a lost
+connection; and the lookups a batch of texts shares.
 
-`pool.run(fn, *args)` calls `fn(session, *args)` inside one transaction on a thread of
-a private pool and returns a Deferred; `fn` must return plain data, never live ORM
-objects, because the session is closed when it returns.
+`in_transaction(sessionmaker, fn, *args)` calls `fn(session, *args)`; `fn` must return
+plain data, never live ORM objects, because the session is closed when it returns.
 """
 from __future__ import annotations
 
@@ -10,9 +10,6 @@ import logging
 import time
 
 from sqlalchemy.exc import DBAPIError, OperationalError
-from twisted.application import service
-from twisted.internet import threads
-from twisted.python.threadpool import ThreadPool
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +53,7 @@ def batch_cached(session, key: str, load):
 
 
 def batch_map(session, key: str) -> dict | None:
-    """A lookup table a batch filled in advance (see inbound_store), or None outside one."""
+    """A lookup table a batch filled in advance (see gateway.desk.inbox), or None outside one."""
     cache = session.info.get("batch")
     return cache.get(key) if cache is not None else None
 
@@ -73,44 +70,3 @@ class batch:
 
     def __exit__(self, *exc):
         self.session.info.pop("batch", None)
-
-
-def pool_size(engine) -> int:
-    """SQLite has one writer: one DB thread writes in turn instead of waiting in SQLite's
-    sleeping busy handler. MariaDB locks rows and gains from a few threads."""
-    return 1 if engine.dialect.name == "sqlite" else 4
-
-
-class DBPool(service.Service):
-    """A small thread pool that owns the database work; starts first, stops last."""
-
-    name = "db"
-
-    def __init__(self, sessionmaker, reactor, size=4):
-        self.sessionmaker = sessionmaker
-        self.reactor = reactor
-        self.threadpool = ThreadPool(minthreads=1, maxthreads=size, name="db")
-
-    def startService(self):
-        super().startService()
-        self.threadpool.start()
-
-    def stopService(self):
-        super().stopService()
-        self.threadpool.stop()
-
-    def run(self, fn, *args):
-        return threads.deferToThreadPool(self.reactor, self.threadpool,
-                                         in_transaction, self.sessionmaker, fn, *args)
-
-
-class InlineDBPool:
-    """Runs the same transaction synchronously: for tests that drive time with a Clock."""
-
-    def __init__(self, sessionmaker):
-        self.sessionmaker = sessionmaker
-
-    def run(self, fn, *args):
-        from twisted.internet import defer
-
-        return defer.maybeDeferred(in_transaction, self.sessionmaker, fn, *args)

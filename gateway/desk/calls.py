@@ -26,16 +26,19 @@ from dataclasses import dataclass
 import phonenumbers
 from sqlalchemy import insert, select
 
-from gateway import replies
-from gateway.db.models import (OPEN_TICKET_STATUSES, Call, Contact, Ticket, TicketEvent,
-                               User)
-from gateway.outbox_store import queue_message
-from gateway.phone import is_reachable, normalise
-from gateway.tickets import contact_for, open_ticket_for
+from gateway.db.models import OPEN_TICKET_STATUSES, Call, Contact, Ticket, TicketEvent, User
+from gateway.desk import replies
+from gateway.desk.contacts import contact_for, open_ticket_for
+from gateway.desk.outbox import queue_message
+from gateway.sms.phone import is_reachable, normalise
 
 WITHHELD = "anonymous"
 # A caller who rings five times in a row out of hours gets one text, not five.
 MISSED_SMS_QUIET = dt.timedelta(minutes=30)
+
+
+class CallFailed(Exception):
+    """A call could not be placed; the message is a sentence for the operator."""
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import datetime as dt
 import logging
 import queue
 import threading
@@ -18,7 +17,16 @@ import gammu
 from twisted.application import service
 from twisted.internet import defer
 
-from gateway.inbound_store import RawPart
+from gateway.modem.translate import (
+    LINK_ERRORS,
+    MAYBE_SENT_ERRORS,
+    ModemHung,
+    ModemUnavailable,
+    PartialSend,
+    error_text,
+    raw_part,
+)
+from gateway.sms.encoding import encode
 
 log = logging.getLogger(__name__)
 
@@ -27,87 +35,6 @@ READ_BATCH = 100  # parts read per poll; the poller comes back at once while mor
 # the watchdog aborts the call; an aborted StateMachine is then replaced, as Abort sticks.
 CALL_TIMEOUT = 30.0
 INIT_TIMEOUT = 60.0  # Init on a real serial modem takes about 4 s; it gets more room
-
-# Errors that mean the link to the modem is gone: drop the StateMachine and reconnect.
-LINK_ERRORS = tuple(getattr(gammu, name) for name in (
-    "ERR_TIMEOUT", "ERR_DEVICENOTEXIST", "ERR_DEVICEOPENERROR", "ERR_DEVICEREADERROR",
-    "ERR_DEVICEWRITEERROR", "ERR_DEVICELOCKED", "ERR_DEVICEBUSY", "ERR_DEVICENOPERMISSION",
-    "ERR_NOTCONNECTED", "ERR_DEVICECHANGESPEEDERROR", "ERR_DEVICEDTRRTSERROR",
-    "ERR_DEVICENODRIVER", "ERR_ABORTED", "ERR_NOSIM") if hasattr(gammu, name))
-
-# Errors in the middle of a send after which the text may or may not have left.
-MAYBE_SENT_ERRORS = tuple(getattr(gammu, name) for name in (
-    "ERR_TIMEOUT", "ERR_ABORTED", "ERR_DEVICEREADERROR", "ERR_DEVICEWRITEERROR")
-    if hasattr(gammu, name))
-
-# Send errors that will not pass by retrying the same text.
-PERMANENT_SEND_ERRORS = tuple(getattr(gammu, name) for name in (
-    "ERR_INVALIDDATA", "ERR_NOTSUPPORTED", "ERR_NOTIMPLEMENTED", "ERR_MOREMEMORY",
-    "ERR_INVALIDLOCATION") if hasattr(gammu, name))
-
-
-class ModemUnavailable(Exception):
-    """The modem is not connected now; the caller retries later."""
-
-
-class ModemHung(Exception):
-    """The modem stopped answering in the middle of a call; the watchdog aborted it."""
-
-
-class PartialSend(Exception):
-    """Some parts of a long text left the modem and a later one failed."""
-
-    def __init__(self, sent: int, total: int, error: Exception):
-        super().__init__(f"part {sent + 1} of {total} failed after {sent} left: {error_text(error)}")
-        self.error = error
-
-
-def error_text(error: Exception) -> str:
-    """A gammu error as one readable line."""
-    if isinstance(error, ModemHung):
-        return str(error)
-    if isinstance(error, gammu.GSMError) and error.args and isinstance(error.args[0], dict):
-        info = error.args[0]
-        return f"{type(error).__name__}: {info.get('Text')} (in {info.get('Where')})"
-    return f"{type(error).__name__}: {error}"
-
-
-def to_utc(value) -> dt.datetime | None:
-    if not isinstance(value, dt.datetime):
-        return None
-    if value.tzinfo is not None:
-        value = value.astimezone(dt.timezone.utc).replace(tzinfo=None)
-    return value
-
-
-def delivery_outcome(status) -> str:
-    """TP-Status (3GPP TS 23.040 9.2.3.15): 0x00-0x1F done, 0x20-0x3F still trying,
-    0x40 and up given up."""
-    if not isinstance(status, int):
-        return "unknown"
-    if status < 0x20:
-        return "delivered" if status <= 0x02 else "failed"  # 0x03-0x1F: replaced/reserved
-    return "pending" if status < 0x40 else "failed"
-
-
-def raw_part(sms: dict) -> RawPart:
-    """python-gammu's SMS dict -> RawPart."""
-    udh = sms.get("UDH") or {}
-    concatenated = udh.get("Type", "").startswith("Concatenated") and udh.get("AllParts", 0) > 1
-    reference = None
-    if concatenated:
-        reference = udh["ID16bit"] if udh.get("ID16bit", -1) >= 0 else udh.get("ID8bit")
-    if sms.get("PDU") == "Status_Report" or sms.get("Type") == "Status_Report":
-        return RawPart(location=sms["Location"], sender=sms.get("Number") or "",
-                       text=sms.get("Text") or "", smsc_time=to_utc(sms.get("DateTime")),
-                       status_report=True, report_reference=sms.get("MessageReference"),
-                       report_status=delivery_outcome(sms.get("DeliveryStatus")))
-    return RawPart(
-        location=sms["Location"], sender=sms.get("Number") or "", text=sms.get("Text") or "",
-        smsc_time=to_utc(sms.get("DateTime")), coding=sms.get("Coding") or "",
-        reference=reference,
-        part_number=udh.get("PartNumber", 1) if concatenated else 1,
-        part_count=udh.get("AllParts", 1) if concatenated else 1)
 
 
 class ModemWorker(service.Service):
@@ -341,12 +268,6 @@ def _delete(machine, locations):
     return deleted
 
 
-def encode(text: str) -> list[dict]:
-    """A text as the linked SMS parts Gammu sends: GSM-7 where it fits, else UCS-2."""
-    return gammu.EncodeSMS({"Class": -1, "Entries": [{"ID": "ConcatenatedAutoTextLong",
-                                                      "Buffer": text}]})
-
-
 def _send(machine, number, text, status_report=False):
     parts = encode(text)
     references = []
@@ -368,7 +289,8 @@ def _status(machine):
     """Signal, battery, network, operator and IMEI; each read on its own, best effort."""
     readings = {}
     for keys, read in ((("signal_percent",), lambda: [machine.GetSignalQuality()["SignalPercent"]]),
-                       (("battery_percent",), lambda: [machine.GetBatteryCharge()["BatteryPercent"]]),
+                       (("battery_percent",),
+                        lambda: [machine.GetBatteryCharge()["BatteryPercent"]]),
                        (("network", "operator"), lambda: _network(machine.GetNetworkInfo())),
                        (("imei",), lambda: [machine.GetIMEI()])):
         try:

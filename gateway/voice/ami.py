@@ -24,8 +24,8 @@ from twisted.internet import defer, error
 from twisted.internet.protocol import ReconnectingClientFactory
 from twisted.protocols.basic import LineOnlyReceiver
 
-from gateway import calls
 from gateway.db.models import utcnow
+from gateway.desk.calls import CallFailed
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ ORIGINATE_REASONS = {0: "operator_failed", 1: "operator_hungup", 3: "operator_no
                      4: "answered", 5: "operator_busy", 8: "operator_congestion"}
 
 
-class AMIError(Exception):
+class AMIError(CallFailed):
     """Asterisk answered an action with Response: Error, or the link is not up."""
 
 
@@ -119,7 +119,7 @@ class AMIProtocol(LineOnlyReceiver):
         line = raw.decode("utf-8", "replace")
         if self.banner is None:
             self.banner = line  # "Asterisk Call Manager/9.0.0"
-            self._login()
+            self._login().addErrback(self._login_failed)
             return
         if line == "":
             if self._lines:
@@ -190,6 +190,10 @@ class AMIProtocol(LineOnlyReceiver):
         self.factory.resetDelay()
         self.factory.ready(self)
         self._ping = self.factory.clock.callLater(self.ping_interval, self._keepalive)
+
+    def _login_failed(self, failure):
+        log.error("AMI: login failed: %s", failure.getTraceback())
+        self.transport.loseConnection()
 
     def _keepalive(self):
         self._ping = None
@@ -274,29 +278,30 @@ class ClickToCall:
     context = "helpdesk-outgoing"
     ring_operator_ms = 30000
 
-    def __init__(self, pool, ami: AMIClientFactory, region="ID", clock=None):
+    def __init__(self, calls_store, ami: AMIClientFactory, region="ID", clock=None):
         if clock is None:
             from twisted.internet import reactor as clock
-        self.pool, self.ami, self.region, self.clock = pool, ami, region, clock
+        # calls_store: the daemon's db.calls (click_to_call, originate_failed), Deferreds
+        self.calls, self.ami, self.region, self.clock = calls_store, ami, region, clock
 
     @defer.inlineCallbacks
     def call(self, user_id: int, number: str):
         """Fires with the call id once Asterisk has queued the call; AMIError/ValueError."""
         connection = self.ami.require()
         uniqueid = f"helpdesk-{uuid.uuid4().hex}"
-        plan = yield self.pool.run(calls.click_to_call, user_id, number, self.region,
-                                   uniqueid, utcnow(self.clock))
+        plan = yield self.calls.click_to_call(user_id, number, self.region, uniqueid,
+                                              utcnow(self.clock))
         queued, outcome = connection.originate(
             plan.operator_dial, self.context, plan.number, caller_id=plan.caller_id,
             timeout_ms=self.ring_operator_ms, channel_id=uniqueid,
             variables={"HELPDESK_CALL": plan.call_id})
         outcome.addCallbacks(self._outcome, self._lost, callbackArgs=(plan.call_id,),
                              errbackArgs=(plan.call_id,))
+        outcome.addErrback(self._not_recorded, plan.call_id)
         try:
             yield queued
         except AMIError as e:
-            yield self.pool.run(calls.originate_failed, plan.call_id, "failed",
-                                utcnow(self.clock))
+            yield self.calls.originate_failed(plan.call_id, "failed", utcnow(self.clock))
             raise AMIError(f"Asterisk refused the call: {e}") from None
         return plan.call_id
 
@@ -309,13 +314,17 @@ class ClickToCall:
             reason = "operator_failed"
         log.info("click-to-call %s: the operator's phone did not take it (%s)", call_id,
                  reason)
-        return self.pool.run(calls.originate_failed, call_id, reason, utcnow(self.clock))
+        return self.calls.originate_failed(call_id, reason, utcnow(self.clock))
+
+    def _not_recorded(self, failure, call_id):
+        log.error("click-to-call %s: could not record the outcome: %s", call_id,
+                  failure.getTraceback())
 
     def _lost(self, failure, call_id):
         log.warning("click-to-call %s: outcome unknown: %s", call_id, failure.getErrorMessage())
 
 
-def ami_service(config, pool, reactor):
+def ami_service(config, calls_store, reactor):
     """(service, ClickToCall) for the daemon, or (None, None) without an [ami] section."""
     if not config.ami:
         return None, None
@@ -323,7 +332,7 @@ def ami_service(config, pool, reactor):
     service = AMIService(config.ami["host"], int(config.ami["port"]), factory,
                          reactor=reactor)
     service.setName("ami")
-    return service, ClickToCall(pool, factory, config.country, reactor)
+    return service, ClickToCall(calls_store, factory, config.country, reactor)
 
 
 class AMIService(internet.TCPClient):

@@ -5,12 +5,11 @@ import jinja2
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
 
-from gateway import replies
 from gateway.db.models import ReplyTemplate, utcnow
-from gateway.users import audit
-
-from .auth import login_required
-from .db import get_db
+from gateway.desk import replies
+from gateway.desk.users import audit
+from helpdesk_web.auth import login_required
+from helpdesk_web.db import get_db
 
 bp = Blueprint("reply_templates", __name__)
 

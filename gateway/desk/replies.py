@@ -12,8 +12,9 @@ import jinja2.sandbox
 from sqlalchemy import select
 
 from gateway.db.models import ReplyTemplate
-from gateway.db.pool import batch_cached
-from gateway.reader import format_rupiah as rupiah  # 51037 -> "Rp 51.037"
+from gateway.db.transaction import batch_cached
+from gateway.desk.reader import format_rupiah as rupiah
+from gateway.sms.encoding import part_count  # 51037 -> "Rp 51.037"
 
 TEMPLATES = Path(__file__).with_name("templates") / "sms"
 LANGUAGES = ("id", "en")
@@ -76,9 +77,7 @@ def check_source(source: str, sample: dict) -> str | None:
 
 
 def parts(text: str) -> int:
-    from gateway.modem import encode
-
-    return len(encode(text))
+    return part_count(text)
 
 
 def fit(text: str) -> str:

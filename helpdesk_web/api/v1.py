@@ -14,18 +14,24 @@ from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import joinedload, selectinload
 
-from gateway import health as health_module
-from gateway import users
-from gateway.db.models import utcnow
-from gateway.db.models import Call, Contact, Message, Order, Payment, Ticket
-from gateway.outbox_store import OutboxError, queue_message
-from gateway.phone import normalise
-from gateway.serialize import (call_dict, contact_dict, iso, message_dict, order_dict,
-                               payment_dict, ticket_dict)
-
-from .auth import WRITERS
-from .db import get_db, helpdesk, notify_queued
-from .tickets import KINDS, STATUSES
+from gateway.db.models import TICKET_KINDS as KINDS
+from gateway.db.models import TICKET_STATUSES as STATUSES
+from gateway.db.models import Call, Contact, Message, Order, Payment, Ticket, utcnow
+from gateway.desk import health as health_module
+from gateway.desk import users
+from gateway.desk.outbox import OutboxError, queue_message
+from gateway.sms.phone import normalise
+from helpdesk_web.api.serialize import (
+    call_dict,
+    contact_dict,
+    iso,
+    message_dict,
+    order_dict,
+    payment_dict,
+    ticket_dict,
+)
+from helpdesk_web.auth import WRITERS
+from helpdesk_web.db import get_db, helpdesk, notify_queued
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 

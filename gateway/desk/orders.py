@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from gateway.db.models import Order, OrderItem, Payment, Product, utcnow
-from gateway.db.pool import batch_map
+from gateway.db.transaction import batch_map
 
 OPEN_ORDER = "awaiting_payment"
 

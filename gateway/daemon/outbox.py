@@ -14,11 +14,16 @@ import gammu
 import phonenumbers
 from twisted.internet import defer
 
-from gateway import outbox_store
+from gateway.daemon.periodic import Periodic
 from gateway.db.models import utcnow
-from gateway.periodic import Periodic
-from gateway.modem import (MAYBE_SENT_ERRORS, PERMANENT_SEND_ERRORS, ModemHung,
-                           ModemUnavailable, PartialSend, error_text)
+from gateway.modem.translate import (
+    MAYBE_SENT_ERRORS,
+    PERMANENT_SEND_ERRORS,
+    ModemHung,
+    ModemUnavailable,
+    PartialSend,
+    error_text,
+)
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +64,7 @@ class OutboxDispatcher(Periodic):
         try:
             room = self._room() if room is None else room
             if room:
-                claimed = yield self.db.run(outbox_store.claim, self.node, utcnow(self.clock),
+                claimed = yield self.db.outbox.claim(self.node, utcnow(self.clock),
                                             room)
                 sends = [self._send(item) for item in claimed]
                 yield defer.DeferredList(sends, consumeErrors=True)
@@ -112,29 +117,29 @@ class OutboxDispatcher(Periodic):
                                            self.config.delivery_reports)
         except ModemUnavailable as e:
             # Nothing was tried: the text goes back for another modem, no attempt spent.
-            yield self.db.run(outbox_store.release, item.id, str(e))
+            yield self.db.outbox.release(item.id, str(e))
         except (PartialSend, ModemHung, *MAYBE_SENT_ERRORS) as e:
             # The modem stopped answering mid-send: the text may have left. Sending it
             # again could double it, so a person decides (rule 4).
             log.warning("text %d to %s: %s; marked unknown", item.id, item.number, error_text(e))
             worker.counts["failed"] += 1
-            yield self.db.run(outbox_store.mark_failed, item.id, error_text(e), "unknown",
+            yield self.db.outbox.mark_failed(item.id, error_text(e), "unknown",
                               worker.name)
         except PERMANENT_SEND_ERRORS as e:
             log.warning("text %d to %s failed for good: %s", item.id, item.number, error_text(e))
             worker.counts["failed"] += 1
-            yield self.db.run(outbox_store.mark_failed, item.id, error_text(e), "failed",
+            yield self.db.outbox.mark_failed(item.id, error_text(e), "failed",
                               worker.name)
         except gammu.GSMError as e:
-            status = yield self.db.run(outbox_store.mark_retry, item.id, error_text(e), now(),
+            status = yield self.db.outbox.mark_retry(item.id, error_text(e), now(),
                                        self.config.send_attempts)
             log.info("text %d to %s: %s; now %s", item.id, item.number, error_text(e), status)
         except Exception as e:
             # Not a modem answer: a bug or a crash in the binding. Whether the text left is
             # unknown, and sending it again could double it.
             log.exception("text %d: unexpected error while sending", item.id)
-            yield self.db.run(outbox_store.mark_failed, item.id, error_text(e), "unknown",
+            yield self.db.outbox.mark_failed(item.id, error_text(e), "unknown",
                               worker.name if worker else None)
         else:
             worker.counts["sent"] += 1
-            yield self.db.run(outbox_store.mark_sent, item.id, worker.name, references, now())
+            yield self.db.outbox.mark_sent(item.id, worker.name, references, now())

@@ -13,43 +13,15 @@ from dataclasses import dataclass
 
 from sqlalchemy import func, select
 
-from gateway import tickets
 from gateway.db.models import Message, MessagePart, StatusReport, utcnow
-from gateway.db.pool import batch
-from gateway.phone import normalise
+from gateway.db.transaction import batch
+from gateway.desk import contacts, intake
+from gateway.sms.parts import RawPart
+from gateway.sms.phone import normalise
 
 log = logging.getLogger(__name__)
 
 GAP = " [...] "  # stands for the parts that never came
-
-
-@dataclass(frozen=True)
-class RawPart:
-    """One SMS as read from the SIM, already plain data (built on the modem thread)."""
-    location: int
-    sender: str
-    text: str
-    smsc_time: dt.datetime | None  # naive UTC
-    coding: str = "Default_No_Compression"
-    reference: int | None = None   # concatenation reference from the UDH
-    part_number: int = 1
-    part_count: int = 1
-    status_report: bool = False    # a delivery report, never a customer text
-    report_reference: int | None = None
-    report_status: str | None = None
-
-    @property
-    def dedupe_key(self) -> str:
-        when = self.smsc_time.isoformat() if self.smsc_time else "-"
-        text_hash = hashlib.sha256(self.text.encode("utf-16-be", "surrogatepass")).hexdigest()
-        kind = f"sr{self.report_reference}" if self.status_report else "sms"
-        fields = [self.sender, when, str(self.reference), str(self.part_number),
-                  str(self.part_count), text_hash, kind]
-        return hashlib.sha256("|".join(fields).encode()).hexdigest()
-
-    @property
-    def multipart(self) -> bool:
-        return self.part_count > 1 and self.reference is not None
 
 
 @dataclass(frozen=True)
@@ -71,7 +43,7 @@ def _store_batch(session, modem, parts, config, now) -> StoreResult:
     known = set(session.scalars(select(MessagePart.dedupe_key)
                                 .where(MessagePart.dedupe_key.in_(list(keys)))))
     completed, groups = [], []
-    tickets.prefetch(session, {normalise(p.sender, config.country) or p.sender
+    contacts.prefetch(session, {normalise(p.sender, config.country) or p.sender
                                for k, p in keys.items() if k not in known})
     for key, part in keys.items():
         if key in known:
@@ -156,7 +128,7 @@ def _file(session, modem, parts, count, config, now) -> Message:
                       incomplete=missing, modem=modem, smsc_time=first.smsc_time,
                       created_at=now)
     message.parts.extend(parts)
-    tickets.receive(session, message, config)
+    intake.receive(session, message, config)
     return message
 
 

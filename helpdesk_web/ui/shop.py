@@ -7,15 +7,13 @@ from flask import Blueprint, abort, flash, g, redirect, render_template, request
 from sqlalchemy import select, update
 from sqlalchemy.orm import selectinload
 
-from gateway import orders, replies
-from gateway.db.models import (Contact, Message, Order, Payment, Product, Ticket,
-                               TicketEvent, utcnow)
-from gateway.outbox_store import OutboxError, queue_message
-from gateway.phone import is_reachable
-from gateway.users import audit
-
-from .auth import login_required
-from .db import get_db, helpdesk, notify_queued
+from gateway.db.models import Contact, Message, Order, Payment, Product, Ticket, TicketEvent, utcnow
+from gateway.desk import orders, replies
+from gateway.desk.outbox import OutboxError, queue_message
+from gateway.desk.users import audit
+from gateway.sms.phone import is_reachable
+from helpdesk_web.auth import login_required
+from helpdesk_web.db import get_db, helpdesk, notify_queued
 
 bp = Blueprint("shop", __name__)
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from gateway.db.models import utcnow
-from gateway.health import modem_colours, queued_count
+from gateway.desk.health import modem_colours, queued_count
 
 OK, WARNING, CRITICAL, UNKNOWN = 0, 1, 2, 3
 LABELS = {OK: "OK", WARNING: "WARNING", CRITICAL: "CRITICAL", UNKNOWN: "UNKNOWN"}

@@ -9,10 +9,9 @@ import datetime as dt
 from flask import Blueprint, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 
-from gateway import health
 from gateway.db.models import utcnow
-
-from .db import get_db, helpdesk
+from gateway.desk import health
+from helpdesk_web.db import get_db, helpdesk
 
 bp = Blueprint("metrics", __name__)
 
@@ -46,7 +45,7 @@ def metrics():
             battery.labels(name).set(m["battery_percent"])
         if m["last_seen"] is not None:
             # stored as naive UTC
-            seen.labels(name).set(m["last_seen"].replace(tzinfo=dt.timezone.utc).timestamp())
+            seen.labels(name).set(m["last_seen"].replace(tzinfo=dt.UTC).timestamp())
         for outcome in ("received", "sent", "failed"):
             texts.labels(name, outcome).set(m[f"{outcome}_count"] or 0)
     queued.set(health.queued_count(session))

@@ -1,0 +1,169 @@
+"""Every database call of the daemon, off the reactor thread, through typed components.
+
+`db.outbox.claim(node, now, limit)` runs the domain's `outbox.claim(session, ...)` in one
+transaction on a thread of a private pool and fires with plain data (buildbot's
+master/db shape: one component per table family, callers never hand the pool raw
+functions). A stop waits for the transactions in flight, then stops the pool off the
+reactor thread: a WSGI request or a modem callback finishing may need that thread.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import threading
+
+from twisted.application import service
+from twisted.internet import defer, threads
+from twisted.python.threadpool import ThreadPool
+
+from gateway.db.transaction import in_transaction
+from gateway.desk import calls, health, inbox, outbox
+
+log = logging.getLogger(__name__)
+
+
+def pool_size(engine) -> int:
+    """SQLite has one writer: one DB thread writes in turn instead of waiting in SQLite's
+    sleeping busy handler. MariaDB locks rows and gains from a few threads."""
+    return 1 if engine.dialect.name == "sqlite" else 4
+
+
+def stop_off_reactor(reactor, stop) -> defer.Deferred:
+    """Call a blocking `stop()` (a thread pool's join) on a thread of its own; fires
+    when it has returned. The reactor keeps running meanwhile, so work in flight that
+    needs the reactor to finish can finish."""
+    done = defer.Deferred()
+
+    def run():
+        try:
+            stop()
+        except Exception:
+            log.exception("stopping a thread pool failed")
+        reactor.callFromThread(done.callback, None)
+
+    threading.Thread(target=run, name="stop-pool", daemon=True).start()
+    return done
+
+
+class Database(service.Service):
+    """The daemon's database: starts first, stops last.
+
+    With no reactor it runs each transaction at once on the calling thread: tests that
+    drive time with a Clock, and benchmarks that time one step, use it that way."""
+
+    name = "db"
+
+    def __init__(self, sessionmaker, reactor=None, size=4):
+        self.sessionmaker = sessionmaker
+        self.reactor = reactor
+        self.threadpool = ThreadPool(minthreads=1, maxthreads=size, name="db") if reactor else None
+        self._in_flight: set[defer.Deferred] = set()
+
+    def startService(self):
+        super().startService()
+        if self.threadpool is not None:
+            self.threadpool.start()
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        super().stopService()
+        if self._in_flight:
+            yield defer.DeferredList(list(self._in_flight), consumeErrors=True)
+        if self.threadpool is not None:
+            yield stop_off_reactor(self.reactor, self.threadpool.stop)
+
+    def run(self, fn, *args) -> defer.Deferred:
+        """fn(session, *args) in one transaction; the components are the callers."""
+        if self.threadpool is None:
+            return defer.maybeDeferred(in_transaction, self.sessionmaker, fn, *args)
+        d = threads.deferToThreadPool(self.reactor, self.threadpool, in_transaction,
+                                      self.sessionmaker, fn, *args)
+        self._in_flight.add(d)
+
+        def forget(result):
+            self._in_flight.discard(d)
+            return result
+        return d.addBoth(forget)
+
+    @functools.cached_property
+    def inbox(self) -> InboxComponent:
+        return InboxComponent(self)
+
+    @functools.cached_property
+    def outbox(self) -> OutboxComponent:
+        return OutboxComponent(self)
+
+    @functools.cached_property
+    def modems(self) -> ModemsComponent:
+        return ModemsComponent(self)
+
+    @functools.cached_property
+    def calls(self) -> CallsComponent:
+        return CallsComponent(self)
+
+
+class _Component:
+    def __init__(self, db: Database):
+        self.run = db.run
+
+
+class InboxComponent(_Component):
+    """messages and message_parts, as texts come in."""
+
+    def store(self, modem: str, parts, config, now) -> defer.Deferred:
+        """Fires with an inbox.StoreResult once the parts and what they caused are
+        committed."""
+        return self.run(inbox.store_batch, modem, parts, config, now)
+
+    def finish_expired(self, config, now) -> defer.Deferred:
+        return self.run(inbox.finish_expired, config, now)
+
+
+class OutboxComponent(_Component):
+    """messages, as texts go out: queued -> sending -> sent | failed | unknown."""
+
+    def claim(self, node: str, now, limit: int) -> defer.Deferred:
+        return self.run(outbox.claim, node, now, limit)
+
+    def release(self, message_id: int, reason: str) -> defer.Deferred:
+        return self.run(outbox.release, message_id, reason)
+
+    def mark_sent(self, message_id: int, modem: str, references, now) -> defer.Deferred:
+        return self.run(outbox.mark_sent, message_id, modem, references, now)
+
+    def mark_retry(self, message_id: int, error: str, now, attempts: int) -> defer.Deferred:
+        return self.run(outbox.mark_retry, message_id, error, now, attempts)
+
+    def mark_failed(self, message_id: int, error: str, status="failed",
+                    modem=None) -> defer.Deferred:
+        return self.run(outbox.mark_failed, message_id, error, status, modem)
+
+
+class ModemsComponent(_Component):
+    """modems: readings, counters, alerts."""
+
+    def record(self, name: str, readings, error, now, counts) -> defer.Deferred:
+        return self.run(health.record, name, readings, error, now, counts)
+
+    def send_alerts(self, config, now, alerted: set) -> defer.Deferred:
+        """Fires with (alerts queued, the conditions now alerted)."""
+        return self.run(health.send_alerts, config, now, alerted)
+
+
+class CallsComponent(_Component):
+    """calls, as Asterisk reports them."""
+
+    def incoming(self, uniqueid, callerid, region, now) -> defer.Deferred:
+        return self.run(calls.incoming_call, uniqueid, callerid, region, now)
+
+    def answered(self, uniqueid, operator_channel, now) -> defer.Deferred:
+        return self.run(calls.call_answered, uniqueid, operator_channel, now)
+
+    def ended(self, *args) -> defer.Deferred:
+        return self.run(calls.call_ended, *args)
+
+    def click_to_call(self, user_id, number, region, uniqueid, now) -> defer.Deferred:
+        return self.run(calls.click_to_call, user_id, number, region, uniqueid, now)
+
+    def originate_failed(self, call_id, reason, now) -> defer.Deferred:
+        return self.run(calls.originate_failed, call_id, reason, now)

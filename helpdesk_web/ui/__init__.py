@@ -1,0 +1,1 @@
+"""The operator UI's pages: server-rendered, usable without JavaScript."""
