@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,15 @@ def _is_conflict(error: DBAPIError) -> bool:
         return False
     code = error.orig.args[0] if error.orig is not None and error.orig.args else None
     return code in (1213, 1205) or "database is locked" in str(error.orig)
+
+
+def is_outage(error: Exception) -> bool:
+    """Whether `error` says the database cannot be reached or written now (so nothing
+    may be deleted from a SIM and the work is tried again later), rather than that this
+    one piece of work cannot be stored."""
+    if isinstance(error, DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, (OperationalError, InterfaceError))
 
 
 def in_transaction(sessionmaker, fn, *args):

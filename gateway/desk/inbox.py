@@ -3,6 +3,11 @@
 Every part gets a dedupe key, so a part read again after a crash or a failed delete is
 recognised and only deleted. Parts of a multipart text wait in message_parts until the
 last one arrives or their timeout passes; then they become one message.
+
+A text that cannot be read or filed (a reader error, a template that raises, a
+constraint that fails) is kept by `quarantine` as it came, with no contact, ticket or
+reply, and `Message.attention` saying why, so a person looks and the texts behind it go
+on. The daemon's inbox component decides when to call it (gateway.daemon.database).
 """
 from __future__ import annotations
 
@@ -42,12 +47,16 @@ def _store_batch(session, modem, parts, config, now) -> StoreResult:
     keys = {p.dedupe_key: p for p in parts}
     known = set(session.scalars(select(MessagePart.dedupe_key)
                                 .where(MessagePart.dedupe_key.in_(list(keys)))))
-    completed, groups = [], []
+    completed, groups, completed_ids = [], [], []
     contacts.prefetch(session, {normalise(p.sender, config.country) or p.sender
                                for k, p in keys.items() if k not in known})
     for key, part in keys.items():
         if key in known:
             continue  # stored before a crash or a failed delete: only delete it again
+        if part.unreadable:
+            completed_ids.extend(quarantine(session, modem, part.unreadable, now,
+                                            [part]).messages)
+            continue
         if part.status_report:
             _store_report(session, modem, part, key, config.country, now)
             continue
@@ -70,24 +79,72 @@ def _store_batch(session, modem, parts, config, now) -> StoreResult:
             completed.append(_file(session, modem, waiting, count, config, now))
     session.flush()
     return StoreResult(deletable=[p.location for p in parts],
-                       messages=[message.id for message in completed])
+                       messages=completed_ids + [message.id for message in completed])
 
 
-def finish_expired(session, config, now: dt.datetime | None = None) -> list[int]:
-    """File multipart texts whose missing parts did not come in time, marked incomplete."""
+def finish_expired(session, config, now: dt.datetime | None = None,
+                   groups: list[str] | None = None) -> list[int]:
+    """File multipart texts whose missing parts did not come in time, marked incomplete
+    (only those of `groups` when given)."""
     now = now or utcnow()
+    filed = []
+    for group, modem in expired_groups(session, config, now):
+        if groups is None or group in groups:
+            waiting = _waiting_parts(session, group)
+            filed.append(_file(session, modem, waiting, waiting[0].part_count, config, now))
+    session.flush()
+    return [message.id for message in filed]
+
+
+def expired_groups(session, config, now) -> list[tuple[str, str]]:
+    """(group key, modem) of the multipart texts whose timeout has passed."""
     cutoff = now - dt.timedelta(seconds=config.multipart_timeout)
-    expired = session.execute(
+    return [tuple(row) for row in session.execute(
         select(MessagePart.group_key, MessagePart.modem)
         .where(MessagePart.message_id.is_(None), MessagePart.group_key.is_not(None))
         .group_by(MessagePart.group_key, MessagePart.modem)
-        .having(func.min(MessagePart.received_at) <= cutoff)).all()
-    filed = []
-    for group, modem in expired:
-        waiting = _waiting_parts(session, group)
-        filed.append(_file(session, modem, waiting, waiting[0].part_count, config, now))
+        .having(func.min(MessagePart.received_at) <= cutoff))]
+
+
+def quarantine(session, modem: str, reason: str, now: dt.datetime,
+               parts: list[RawPart] = (), group: str | None = None) -> StoreResult:
+    """Keep `parts` (and the waiting parts of their multipart text, or of `group`) as one
+    text as it came, marked for a person: no contact, ticket or reply, nothing read from
+    it. Every field is cut to fit its column, so this stores what filing could not."""
+    new = [p for p in parts if not session.scalar(
+        select(MessagePart.id).where(MessagePart.dedupe_key == p.dedupe_key))]
+    rows = [MessagePart(dedupe_key=p.dedupe_key, modem=_fit(modem, 64),
+                        sender=_fit(p.sender, 32), part_number=p.part_number,
+                        part_count=p.part_count,
+                        payload=p.text.encode("utf-16-be", "surrogatepass"),
+                        coding=_fit(p.coding or "", 32), smsc_time=p.smsc_time,
+                        received_at=now) for p in new]
+    groups = {group} if group else {_group_key(modem, p) for p in new if p.multipart}
+    for key in groups:
+        rows.extend(_waiting_parts(session, key))
+    if not rows:
+        return StoreResult(deletable=[p.location for p in parts], messages=[])
+    count = max(row.part_count or 1 for row in rows)
+    text, missing = _joined(rows, count)
+    first = new[0] if new else None
+    sender = first.sender if first else rows[0].sender or ""
+    if first is not None and first.status_report:
+        text = f"(delivery report {first.report_reference}: {first.report_status})"
+    message = Message(direction="in", number=_fit(sender, 32), text=_fit(text, 16_000),
+                      status="received", incomplete=missing, modem=_fit(modem, 64),
+                      smsc_time=rows[0].smsc_time, created_at=now,
+                      attention=_fit(reason, 255) or "could not be filed")
+    message.parts.extend(rows)
+    session.add(message)
     session.flush()
-    return [message.id for message in filed]
+    return StoreResult(deletable=[p.location for p in parts], messages=[message.id])
+
+
+def _fit(value: str | None, length: int) -> str | None:
+    """A string any column of `length` characters takes: no lone surrogates."""
+    if value is None:
+        return None
+    return value.encode("utf-8", "replace").decode("utf-8")[:length]
 
 
 def _group_key(modem: str, part: RawPart) -> str:
@@ -101,11 +158,8 @@ def _waiting_parts(session, group: str) -> list[MessagePart]:
         .order_by(MessagePart.part_number, MessagePart.id)))
 
 
-def _file(session, modem, parts, count, config, now) -> Message:
-    """Join parts into one inbound message and let the helpdesk act on it.
-
-    Nothing is flushed here: the message, its parts, contact and ticket go to the
-    database together, each row written once rather than written and then updated."""
+def _joined(parts: list[MessagePart], count: int) -> tuple[str, bool]:
+    """The text of parts 1..count, and whether some are missing (shown as GAP)."""
     by_number = {}
     for part in parts:
         by_number.setdefault(part.part_number, part)  # a repeated part number: first wins
@@ -122,6 +176,15 @@ def _file(session, modem, parts, count, config, now) -> Message:
     # Joined as UTF-16 so an emoji split between two parts becomes whole again; a half
     # that cannot be paired becomes U+FFFD rather than making the text unstorable.
     text = b"".join(chunks).decode("utf-16-be", "replace").strip() or "(empty SMS)"
+    return text, missing
+
+
+def _file(session, modem, parts, count, config, now) -> Message:
+    """Join parts into one inbound message and let the helpdesk act on it.
+
+    Nothing is flushed here: the message, its parts, contact and ticket go to the
+    database together, each row written once rather than written and then updated."""
+    text, missing = _joined(parts, count)
     first = parts[0]
     number = normalise(first.sender, config.country) or first.sender
     message = Message(direction="in", number=number, text=text, status="received",

@@ -196,9 +196,10 @@ def _status(inbound: Inbound) -> None:
     """The state of the sender's own ticket or order; nobody else's, and no new ticket."""
     session, reference = inbound.session, inbound.reading.reference
     found = []
-    if reference and reference.isdigit():
-        ticket = session.get(Ticket, int(reference))
-        order = session.get(Order, int(reference))
+    number = reader.as_id(reference)  # None past any id: nothing to look up
+    if number is not None:
+        ticket = session.get(Ticket, number)
+        order = session.get(Order, number)
         if order is not None and order.contact_id == inbound.contact.id:
             found.append(dict(kind="order", number=order.number, status=order.status,
                               total=order.total))
@@ -208,7 +209,7 @@ def _status(inbound: Inbound) -> None:
     if inbound.open_ticket is not None:
         inbound.attach(inbound.open_ticket)
     if not found:
-        inbound.reply("status_not_found", inbound.open_ticket, reference=reference or "")
+        inbound.reply("status_not_found", inbound.open_ticket, reference=(reference or "")[:12])
     for answer in found[:2]:
         inbound.reply("status_reply", inbound.open_ticket, **answer)
 

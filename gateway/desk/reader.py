@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import functools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 # --------------------------------------------------------------------------------------
 # Tables
@@ -863,8 +863,42 @@ def _read_free(text: str, toks: list[_Tok], canon: str, ctx: Context) -> Reading
 # Entry point
 # --------------------------------------------------------------------------------------
 
+# Bounds of what a text can mean, so a number no database column holds is read as out
+# of range (and a person looks) instead of failing the transaction that files it.
+MAX_AMOUNT = 999_999_999_999   # Rp 999 billion: far above any shop's transfer
+MAX_ID = 2_147_483_647          # ticket and order numbers are 32-bit ids
+
+
+def as_id(reference: str | None) -> int | None:
+    """A ticket or order number written in a text, if it can be one."""
+    if reference is None or not reference.isdigit() or len(reference) > 10:
+        return None
+    value = int(reference)
+    return value if 1 <= value <= MAX_ID else None
+
+
+def _bounded(reading: Reading) -> Reading:
+    problems = list(reading.problems)
+    amount = reading.amount
+    if amount is not None and not 0 <= amount <= MAX_AMOUNT:
+        amount = None
+        problems.append("amount_out_of_range")
+    for reference in (reading.reference, reading.order_number):
+        if reference is not None and as_id(reference) is None:
+            problems.append("reference_out_of_range")
+    if amount == reading.amount and len(problems) == len(reading.problems):
+        return reading
+    return replace(reading, amount=amount,
+                               problems=tuple(dict.fromkeys(problems)))
+
+
 def read(text: str, context: Context | None = None) -> Reading:
-    """Read one customer text; never raises."""
+    """Read one customer text; never raises. Amounts and numbers are within MAX_AMOUNT
+    and MAX_ID, or named in `problems`."""
+    return _bounded(_read(text, context))
+
+
+def _read(text: str, context: Context | None) -> Reading:
     ctx = context if context is not None else _NO_CONTEXT
     if not isinstance(text, str):
         text = "" if text is None else str(text)

@@ -5,6 +5,7 @@ a ReplyTemplate row and wins over the file. A reply never takes more than three 
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import jinja2
@@ -13,8 +14,10 @@ from sqlalchemy import select
 
 from gateway.db.models import ReplyTemplate
 from gateway.db.transaction import batch_cached
-from gateway.desk.reader import format_rupiah as rupiah
-from gateway.sms.encoding import part_count  # 51037 -> "Rp 51.037"
+from gateway.desk.reader import format_rupiah as rupiah  # 51037 -> "Rp 51.037"
+from gateway.sms.encoding import part_count
+
+log = logging.getLogger(__name__)
 
 TEMPLATES = Path(__file__).with_name("templates") / "sms"
 LANGUAGES = ("id", "en")
@@ -48,10 +51,29 @@ def render(template: str, language: str, session=None, /, **context) -> str:
     source = _overrides(session).get((template, language)) if session is not None else None
     if source is not None:
         try:
-            return fit(_sandbox.from_string(source).render(**context).strip())
-        except jinja2.TemplateError:
-            pass  # a broken edit must not silence the helpdesk: the built-in text answers
+            text = _sandbox.from_string(source).render(**context).strip()
+            if text:
+                return fit(text)
+            raise ValueError("it renders an empty text")
+        except Exception as e:
+            # Whatever an admin's edit does (a syntax error, 1/0, a missing field), it
+            # must not silence the helpdesk: the built-in text answers.
+            _broken_edit(template, language, source, e)
     return fit(_env.get_template(f"{language}/{template}.j2").render(**context).strip())
+
+
+_told: set[tuple[str, str, int]] = set()  # broken edits already logged
+
+
+def _broken_edit(template: str, language: str, source: str, error: Exception) -> None:
+    """Log a broken edit once per version of its text, not once per reply."""
+    key = (template, language, hash(source))
+    if key in _told:
+        return
+    _told.add(key)
+    log.error("reply template %s (%s) as edited by an admin fails (%s: %s); the built-in "
+              "text is sent instead until it is fixed on the Templates page", template,
+              language, type(error).__name__, error)
 
 
 def _overrides(session) -> dict:
@@ -67,8 +89,8 @@ def check_source(source: str, sample: dict) -> str | None:
     """Why an admin's template cannot be saved, or None: syntax, and a trial render."""
     try:
         text = _sandbox.from_string(source).render(**sample).strip()
-    except jinja2.TemplateError as e:
-        return f"the template does not work: {e}"
+    except Exception as e:  # 1/0 or a bad filter argument fails as surely as bad syntax
+        return f"the template does not work: {type(e).__name__}: {e}"
     if not text:
         return "the template renders an empty text"
     if parts(text) > MAX_PARTS:

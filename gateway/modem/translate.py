@@ -72,7 +72,25 @@ def delivery_outcome(status) -> str:
 
 
 def raw_part(sms: dict) -> RawPart:
-    """python-gammu's SMS dict -> RawPart."""
+    """python-gammu's SMS dict -> RawPart; one that cannot be read as a text (8-bit
+    data, fields of the wrong type) is kept as it came, marked `unreadable`."""
+    text = sms.get("Text")
+    if isinstance(text, bytes):  # a data SMS (WAP push, SIM toolkit): no text to read
+        return _unreadable(sms, f"8-bit data SMS, kept as hex: {text.hex()}",
+                           "a data SMS (8-bit), not a text")
+    try:
+        return _raw_part(sms)
+    except Exception as e:
+        return _unreadable(sms, repr(text), f"Gammu's record could not be read: "
+                           f"{type(e).__name__}: {e}")
+
+
+def _unreadable(sms: dict, text: str, why: str) -> RawPart:
+    return RawPart(location=sms.get("Location", 0), sender=str(sms.get("Number") or ""),
+                   text=text, smsc_time=to_utc(sms.get("DateTime")), unreadable=why)
+
+
+def _raw_part(sms: dict) -> RawPart:
     udh = sms.get("UDH") or {}
     concatenated = udh.get("Type", "").startswith("Concatenated") and udh.get("AllParts", 0) > 1
     reference = None

@@ -21,6 +21,7 @@ class RawPart:
     status_report: bool = False    # a delivery report, never a customer text
     report_reference: int | None = None
     report_status: str | None = None
+    unreadable: str | None = None  # why it is no text to file; kept for a person
 
     @property
     def dedupe_key(self) -> str:
