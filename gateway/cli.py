@@ -159,6 +159,9 @@ def cmd_init(cfg, args, password_file=None) -> int:
     engine, _ = _sessions(cfg, check_schema=False)
     upgrade(engine)
     secret.ensure(cfg.secret_file)
+    # Group-readable: Asterisk reads it by group to authenticate its FastAGI requests
+    # (dialplans/README.md).
+    secret.ensure(cfg.agi_secret_file, mode=0o640)
     _, sessions = _sessions(cfg)
     with sessions.begin() as session:
         if session.scalar(select(func.count()).select_from(User)):

@@ -59,6 +59,7 @@ class Config:
     web_listen: str = "127.0.0.1:8080"
     secret_file: str = "var/session.key"
     agi_listen: str = "127.0.0.1:4573"
+    agi_secret_file: str = "var/agi.secret"  # the dialplan passes its content (0640)
     ami: dict | None = None
     country: str = "ID"
     language: str = "id"
@@ -93,6 +94,10 @@ def _listen(value):
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         return 'must be "HOST:PORT", for example "127.0.0.1:8080"'
     return None
+
+
+def _file_path(value):
+    return None if value.strip() else 'must be a file path, like "var/agi.secret"'
 
 
 def _language(value):
@@ -133,7 +138,8 @@ def _phones(value):
 SCHEMA = {
     "database": {"url": ("database_url", str, _db_url)},
     "web": {"listen": ("web_listen", str, _listen), "secret_file": ("secret_file", str, None)},
-    "agi": {"listen": ("agi_listen", str, _listen)},
+    "agi": {"listen": ("agi_listen", str, _listen),
+            "secret_file": ("agi_secret_file", str, _file_path)},
     "sms": {
         "country": ("country", str, _country),
         "language": ("language", str, _language),

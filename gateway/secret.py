@@ -1,32 +1,53 @@
-"""The operator UI's session secret: made once by `helpdesk init`, kept 0600."""
+"""Secrets in files, made once by `helpdesk init`: the operator UI's session key (0600)
+and the FastAGI secret the dialplan passes (0640, so Asterisk can read it by group)."""
 from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 
 
-def ensure(path: str) -> bytes:
-    """Read the secret, creating it (owner-only) if it does not exist yet."""
+class MissingSecret(FileNotFoundError):
+    """The secret file is missing or empty; the message says what to run."""
+
+
+def ensure(path: str, mode: int = 0o600) -> bytes:
+    """Read the secret, creating it with exactly this mode if it does not exist yet."""
     try:
-        with open(path, "rb") as f:
-            return f.read().strip()
+        return _read(path)
     except FileNotFoundError:
         pass
     directory = os.path.dirname(path)
     if directory:
         os.makedirs(directory, exist_ok=True)
-    value = secrets.token_hex(32).encode()
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(value + b"\n")
+    value = secrets.token_hex(32).encode()  # hex: safe in a URL and in FILTER(0-9a-f)
+    fd, partial = tempfile.mkstemp(dir=directory or ".", prefix=".secret-")
+    try:
+        os.fchmod(fd, mode)  # not left to the umask: Asterisk's group must read 0640
+        with os.fdopen(fd, "wb") as f:
+            f.write(value + b"\n")
+        try:
+            # Appears whole or not at all, and never replaces one made meanwhile.
+            os.link(partial, path)
+        except FileExistsError:
+            return _read(path)
+    finally:
+        os.unlink(partial)
     return value
 
 
-def read(path: str) -> bytes:
+def read(path: str, name: str = "session secret") -> bytes:
     """The secret, or a sentence telling how to create it."""
     try:
-        with open(path, "rb") as f:
-            return f.read().strip()
+        value = _read(path)
     except FileNotFoundError:
-        raise FileNotFoundError(
-            f"the session secret {path} does not exist: run `helpdesk init` first") from None
+        raise MissingSecret(
+            f"the {name} {path} does not exist: run `helpdesk init` first") from None
+    if not value:
+        raise MissingSecret(f"the {name} {path} is empty: delete it and run `helpdesk init`")
+    return value
+
+
+def _read(path: str) -> bytes:
+    with open(path, "rb") as f:
+        return f.read().strip()

@@ -31,6 +31,7 @@ listen = "127.0.0.1:{port}"
 secret_file = "{tmp_path}/session.key"
 [agi]
 listen = "127.0.0.1:{free_port()}"
+secret_file = "{tmp_path}/agi.secret"
 [sms]
 {extra}
 [[modem]]

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import os
 import re
+import stat
 
 import pytest
 from sqlalchemy import func, select
@@ -17,37 +19,43 @@ from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
 from twisted.python.failure import Failure
 
+from gateway import secret
 from gateway.daemon.database import Database
 from gateway.db.models import Call, Contact, Message, Ticket, TicketEvent, User
 from gateway.desk import calls
 from gateway.voice import fastagi as agi
 
 NUMBER = "+6281234567890"
+SECRET = "5e" * 32  # what `helpdesk init` writes: 64 hex digits
+PEER = IPv4Address("TCP", "127.0.0.1", 40000)
 _SET = re.compile(r'^SET VARIABLE (\S+) "((?:[^"\\]|\\.)*)"$')
 _GET = re.compile(r"^GET VARIABLE (\S+)$")
 
 
 class AsteriskPeer:
     """Asterisk's side of one FastAGI connection: the agi_* header, then one reply per
-    command, as res_agi writes them; keeps the channel's variables like a channel does."""
+    command, as res_agi writes them; keeps the channel's variables like a channel does.
+    The URL carries `?secret=` as the dialplan writes it (secret=None: no query)."""
 
     def __init__(self, factory, script="incoming", callerid=NUMBER, uniqueid="1700000000.1",
-                 channel="PJSIP/trunk-00000001", args=(), variables=None):
+                 channel="PJSIP/trunk-00000001", args=(), variables=None, secret=SECRET):
         self.factory = factory
-        self.proto = factory.buildProtocol(IPv4Address("TCP", "127.0.0.1", 40000))
-        self.transport = StringTransport()
+        self.proto = factory.buildProtocol(PEER)
+        self.transport = StringTransport(peerAddress=PEER)
         self.proto.makeConnection(self.transport)
         self.script, self.callerid, self.uniqueid = script, callerid, uniqueid
+        self.secret = secret
         self.channel, self.args = channel, list(args)
         self.variables = dict(variables or {})
         self.commands: list[str] = []
         self.refuse: dict[str, str] = {}  # command word or variable -> reply line(s)
 
     def header(self) -> bytes:
+        target = self.script if self.secret is None else f"{self.script}?secret={self.secret}"
         lines = [
-            "agi_network: yes",
-            f"agi_network_script: {self.script}",
-            f"agi_request: agi://127.0.0.1:4573/{self.script}",
+            "agi_network: yes",  # then the URL's path and query, as res_agi sends them
+            f"agi_network_script: {target}",
+            f"agi_request: agi://127.0.0.1:4573/{target}",
             f"agi_channel: {self.channel}",
             "agi_language: en",
             "agi_type: PJSIP",
@@ -126,7 +134,8 @@ def queued():
 
 @pytest.fixture
 def factory(sessionmaker, clock, queued):
-    return agi.FastAGIFactory(Database(sessionmaker).calls, "ID", "id", clock, queued.append)
+    return agi.FastAGIFactory(Database(sessionmaker).calls, "ID", "id", clock, queued.append,
+                              secret=SECRET.encode())
 
 
 @pytest.fixture
@@ -273,7 +282,7 @@ def test_database_trouble_still_lets_the_call_through(clock):
             from twisted.internet import defer
             return defer.fail(RuntimeError("database is down"))
 
-    factory = agi.FastAGIFactory(BrokenPool(), clock=clock)
+    factory = agi.FastAGIFactory(BrokenPool(), clock=clock, secret=SECRET.encode())
     peer = AsteriskPeer(factory).run()
     assert peer.variables == {"HELPDESK_LOOKUP": "failed"}
 
@@ -375,6 +384,221 @@ def test_reply_parsing():
     assert agi.parse_reply("200 result=0 endpos=1234").result == "0"
     assert not agi.parse_reply("200 result=-1").ok
     assert agi.parse_reply("511 Command Not Permitted").code == 511
+
+
+# -- the door: only the dialplan's requests, and a bounded header -----------------------
+def counts(db):
+    db.expire_all()
+    return {model.__name__: db.scalar(select(func.count()).select_from(model))
+            for model in (Call, Contact, Ticket, Message)}
+
+
+@pytest.fixture
+def db_work(factory, monkeypatch):
+    """Every transaction the server asks the DB pool for."""
+    asked = []
+    real = factory.run
+
+    def run(method, *args):
+        asked.append(method)
+        return real(method, *args)
+    monkeypatch.setattr(factory, "run", run)
+    return asked
+
+
+def warnings(caplog):
+    return [r.getMessage() for r in caplog.records
+            if r.name == agi.__name__ and r.levelname == "WARNING"]
+
+
+@pytest.mark.parametrize("script", ["incoming", "hangup", "answered"])
+@pytest.mark.parametrize("given, reason", [
+    (None, "without a secret"),
+    ("", "with an empty secret"),
+    ("wrong", "with a wrong secret"),
+    (SECRET[:-1], "with a wrong secret"),
+    (SECRET + "0", "with a wrong secret"),
+    (SECRET.upper(), "with a wrong secret"),
+    ("5e" * 31 + "5f", "with a wrong secret"),
+])
+def test_a_request_without_the_right_secret_is_refused_untouched(
+        factory, db, db_work, queued, caplog, script, given, reason):
+    before = counts(db)
+    peer = AsteriskPeer(factory, script=script, secret=given, args=["1700000000.1"],
+                        variables={"QUEUESTATUS": "TIMEOUT", "MEMBERINTERFACE": "PJSIP/101"})
+    peer.start()
+    assert peer.transport.value() == b""  # not one command
+    assert peer.transport.disconnecting and peer.proto.request is None
+    peer.send(b"200 result=1\n")  # whatever comes next is not read
+    assert peer.transport.value() == b""
+    peer.proto.connectionLost(Failure(error.ConnectionDone()))
+    assert db_work == [] and queued == []  # no database work, no SMS
+    assert counts(db) == before
+    (line,) = warnings(caplog)
+    assert f"refused a request from 127.0.0.1:40000 {reason}" in line
+    assert SECRET not in line
+
+
+def test_the_right_secret_in_agi_request_alone_also_works(factory, db):
+    peer = AsteriskPeer(factory)
+    header = peer.header().replace(f"agi_network_script: incoming?secret={SECRET}\n".encode(),
+                                   b"")
+    peer.send(header)
+    assert peer.proto.request.script == "incoming"
+    assert peer.pending()[0].startswith("SET VARIABLE")
+
+
+def test_the_secret_is_compared_in_constant_time(factory, monkeypatch):
+    compared = []
+
+    def compare_digest(a, b):
+        compared.append((a, b))
+        return a == b
+    monkeypatch.setattr(agi.hmac, "compare_digest", compare_digest)
+    AsteriskPeer(factory, secret="x" * 64).start()
+    assert compared == [(b"x" * 64, SECRET.encode())]
+
+
+def test_a_flood_of_refusals_writes_a_line_a_minute(factory, clock, caplog):
+    for _ in range(100):
+        AsteriskPeer(factory, secret="guess").start()
+    AsteriskPeer(factory, secret=None).start()  # another reason: its own line
+    assert len(warnings(caplog)) == 2
+    clock.advance(agi.ThrottledLog.interval)
+    AsteriskPeer(factory, secret="guess").start()
+    lines = warnings(caplog)
+    assert len(lines) == 3
+    assert lines[-1].endswith("(and 99 more like it since the last such line)")
+
+
+def test_an_empty_secret_is_never_accepted():
+    with pytest.raises(ValueError, match="must not be empty"):
+        agi.FastAGIFactory(None, clock=Clock(), secret=b"")
+
+
+def assert_bounded(proto):
+    stored = sum(len(k) + len(v) + 2 for k, v in proto.env.items())
+    assert len(proto.env) <= agi.FastAGIProtocol.MAX_HEADER_LINES
+    assert stored <= agi.FastAGIProtocol.MAX_HEADER_BYTES
+    assert len(proto._buffer) <= agi.FastAGIProtocol.MAX_LENGTH
+
+
+@pytest.mark.parametrize("line", [
+    b"agi_x_%d: y\n",  # new keys
+    b"agi_arg_1: y\n",  # the same key again and again
+    b"HANGUP\n",  # not a header line, but during the header it counts as one
+    b"agi_pad_%d: " + b"p" * 1000 + b"\n",  # few lines, many bytes
+])
+def test_header_lines_forever_are_cut_at_the_bound(factory, caplog, line):
+    peer = AsteriskPeer(factory)
+    sent = 0
+    for chunk in range(1000):  # 100,000 lines, some 1 GB for the long ones, unless cut
+        data = b"".join(line.replace(b"%d", str(chunk * 100 + i).encode()) if b"%d" in line
+                        else line for i in range(100))
+        peer.send(data)
+        sent += 100
+        assert_bounded(peer.proto)
+        if peer.transport.disconnecting:
+            break
+    assert peer.transport.disconnecting and sent <= 100  # closed within the first chunk
+    counted = peer.proto.header_lines
+    assert counted <= agi.FastAGIProtocol.MAX_HEADER_LINES + 1
+    for _ in range(50):  # what is still in flight after the close changes nothing
+        peer.send(data)
+    assert peer.proto.header_lines == counted
+    assert_bounded(peer.proto)
+    assert peer.transport.value() == b"" and peer.proto.request is None
+    (warning,) = warnings(caplog)
+    assert "AGI header of over" in warning and "127.0.0.1:40000" in warning
+
+
+def test_bytes_without_a_newline_are_cut_at_the_line_bound(factory, caplog):
+    peer = AsteriskPeer(factory)
+    for _ in range(1000):
+        peer.send(b"x" * 1000)
+        assert len(peer.proto._buffer) <= agi.FastAGIProtocol.MAX_LENGTH
+    assert peer.transport.disconnecting and peer.proto._buffer == b""
+    (warning,) = warnings(caplog)
+    assert f"a line of over {agi.FastAGIProtocol.MAX_LENGTH} bytes from 127.0.0.1:40000" in (
+        warning)
+
+
+def test_a_header_at_the_bounds_is_still_read(factory):
+    peer = AsteriskPeer(factory)
+    base = peer.header().count(b"\n")  # Asterisk's lines, the blank one included
+    peer.args = ["a"] * (agi.FastAGIProtocol.MAX_HEADER_LINES - base)
+    header = peer.header()
+    assert header.count(b"\n") == agi.FastAGIProtocol.MAX_HEADER_LINES
+    peer.send(header)
+    assert peer.proto.request is not None and peer.pending()
+
+    peer = AsteriskPeer(factory)
+    peer.args = ["a"] * (agi.FastAGIProtocol.MAX_HEADER_LINES - base + 1)
+    peer.start()
+    assert peer.proto.request is None and peer.transport.disconnecting
+
+
+def test_a_header_trickling_in_is_cut_at_the_time_limit(factory, clock, caplog):
+    peer = AsteriskPeer(factory)
+    lines = peer.header().splitlines(keepends=True)[:-1]  # never the blank line
+    for line in lines[:10]:
+        peer.send(line)
+        clock.advance(1)  # a line a second: each within the limit, the whole not
+    assert peer.transport.disconnecting and peer.proto.request is None
+    (warning,) = warnings(caplog)
+    assert "no complete AGI header from 127.0.0.1:40000 within 5 s" in warning
+
+
+# -- the secret file ----------------------------------------------------------------------
+def test_secret_file_is_made_once_with_its_exact_mode(tmp_path):
+    path = str(tmp_path / "var" / "agi.secret")
+    old = os.umask(0o077)  # a strict umask must not take the group's read away
+    try:
+        value = secret.ensure(path, mode=0o640)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    assert re.fullmatch(rb"[0-9a-f]{64}\n", open(path, "rb").read())
+    assert secret.ensure(path, mode=0o640) == value == secret.read(path)
+    assert os.listdir(tmp_path / "var") == ["agi.secret"]  # no partial file left
+    assert secret.ensure(str(tmp_path / "other")) != value
+
+
+def test_a_missing_or_empty_secret_is_a_sentence(tmp_path):
+    path = tmp_path / "agi.secret"
+    with pytest.raises(FileNotFoundError, match=r"the FastAGI secret .* does not exist: run "
+                                                r"`helpdesk init` first"):
+        secret.read(str(path), "FastAGI secret")
+    path.write_text("\n")
+    with pytest.raises(FileNotFoundError, match="is empty: delete it and run `helpdesk init`"):
+        secret.read(str(path), "FastAGI secret")
+
+
+def test_the_daemon_reads_the_secret_from_agi_secret_file(tmp_path, clock):
+    from gateway.config import parse
+
+    path = tmp_path / "agi.secret"
+    config = parse({"agi": {"secret_file": str(path)}})
+    with pytest.raises(FileNotFoundError, match="run `helpdesk init` first"):
+        agi.agi_service(config, None, clock)
+    value = secret.ensure(str(path), mode=0o640)
+    assert agi.agi_service(config, None, clock).factory.secret == value
+
+
+def test_init_makes_the_agi_secret_for_asterisk(tmp_path, capsys):
+    from gateway.cli import main
+
+    config = tmp_path / "helpdesk.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/helpdesk.db"\n'
+                      f'[web]\nsecret_file = "{tmp_path}/session.key"\n'
+                      f'[agi]\nsecret_file = "{tmp_path}/agi/agi.secret"\n')
+    assert main(["--config", str(config), "init"]) == 0
+    made = tmp_path / "agi" / "agi.secret"
+    assert stat.S_IMODE(made.stat().st_mode) == 0o640
+    assert stat.S_IMODE((tmp_path / "session.key").stat().st_mode) == 0o600
+    first = made.read_bytes()
+    assert main(["--config", str(config), "init"]) == 0
+    assert made.read_bytes() == first  # kept: Asterisk has it
 
 
 # -- answered and hangup: the call row's life and the missed-call SMS -------------------
@@ -495,7 +719,9 @@ def test_stdio_script_gives_the_same_answer(config, sessionmaker, db, monkeypatc
     contact = add_contact(db, name="Budi")
     ticket = add_ticket(db, contact)
     db.commit()
-    peer = AsteriskPeer(agi.FastAGIFactory(None, clock=Clock()), script="", args=["incoming"])
+    # a stdio header: no agi_network, no URL, so no secret (stdio_agi says why)
+    peer = AsteriskPeer(agi.FastAGIFactory(None, clock=Clock(), secret=b"x"), script="",
+                        args=["incoming"], secret=None)
     replies = "200 result=1\n" * 20
     stdin = io.StringIO(peer.header().decode() + replies)
     stdout = io.StringIO()

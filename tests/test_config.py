@@ -18,6 +18,7 @@ def test_defaults_without_a_file(tmp_path, monkeypatch):
     config = load(None, environ={})
     assert config.database_url == "sqlite:///var/helpdesk.db"
     assert config.web_listen == "127.0.0.1:8080" and config.agi_listen == "127.0.0.1:4573"
+    assert config.agi_secret_file == "var/agi.secret"  # next to web.secret_file's
     assert config.country == "ID" and config.modems == ()
 
 
@@ -46,6 +47,12 @@ send_rate = 6
     assert not modem.routes("+628561234567")
 
 
+def test_agi_secret_file(tmp_path):
+    config = load(write(tmp_path, '[agi]\nsecret_file = "/var/lib/helpdesk/agi.secret"\n'),
+                  environ={})
+    assert config.agi_secret_file == "/var/lib/helpdesk/agi.secret"
+
+
 def test_environment_overrides_database_url(tmp_path):
     config = load(write(tmp_path, ""), environ={
         "HELPDESK_DATABASE_URL": "mysql+pymysql://u:p@db/helpdesk"})
@@ -71,6 +78,9 @@ def test_environment_overrides_database_url(tmp_path):
     ("[[modem]]\nname = \"a\"\ndevice = \"x\"\nsend_rate = 0\n", "modem[0].send_rate",
      "above zero"),
     ("[sms]\ndelivery_reports = \"yes\"\n", "sms.delivery_reports", "true or false"),
+    ("[agi]\nsecret_file = 1\n", "agi.secret_file", "must be a string"),
+    ("[agi]\nsecret_file = \" \"\n", "agi.secret_file", "must be a file path"),
+    ("[agi]\nsecret = \"x\"\n", "agi.secret", "unknown key (known: listen, secret_file)"),
     ("[web\n", "(file)", "not valid TOML"),
 ])
 def test_bad_config_is_one_line_naming_file_key_problem(tmp_path, text, key, problem):

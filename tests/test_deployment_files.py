@@ -20,9 +20,11 @@ import subprocess
 import threading
 import time
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
+
+from gateway.config import Config
 
 ROOT = Path(__file__).resolve().parent.parent
 SYSTEMD = ROOT / "systemd"
@@ -395,6 +397,12 @@ def check_agi(contexts) -> None:
         assert parts.scheme == "agi", f"line {lineno}: not a FastAGI URL: {url}"
         assert (parts.hostname, parts.port) == ("127.0.0.1", 4573), (
             f"line {lineno}: FastAGI must go to 127.0.0.1:4573, got {url}")
+        assert parse_qs(parts.query) == {"secret": ["${HELPDESK_AGI_SECRET}"]}, (
+            f"line {lineno}: FastAGI URLs must carry ?secret=${{HELPDESK_AGI_SECRET}}: {url}")
+
+
+def agi_script(step: Step) -> str:
+    return urlsplit(split_top(step.args, ",")[0].strip()).path
 
 
 @pytest.fixture(scope="module")
@@ -420,7 +428,7 @@ def test_incoming_call_flow(dialplan):
     # answer-less: the queue answers when an operator picks up
     assert "Answer" not in apps
     push = [i for i, s in enumerate(steps) if s.app == "Set" and "hangup_handler_push" in s.args]
-    lookup = [i for i, s in enumerate(steps) if s.app == "AGI" and s.args.endswith("/incoming")]
+    lookup = [i for i, s in enumerate(steps) if s.app == "AGI" and agi_script(s) == "/incoming"]
     queue = [i for i, s in enumerate(steps) if s.app == "Queue"]
     assert push and lookup and queue
     # every call gets its hangup report, even one that ends during the lookup
@@ -436,7 +444,7 @@ def test_incoming_call_flow(dialplan):
 
 def test_hangup_handler_is_a_subroutine(dialplan):
     for steps in dialplan["helpdesk-hangup"].values():
-        assert steps[0].app == "AGI" and steps[0].args.endswith("/hangup")
+        assert steps[0].app == "AGI" and agi_script(steps[0]) == "/hangup"
         assert steps[-1].app == "Return", "hangup handlers must end with Return()"
 
 
@@ -448,6 +456,8 @@ def test_hangup_handler_is_a_subroutine(dialplan):
     ("[a]\nexten => s,1,GotoIf($[1]?nowhere)\n", "missing priority"),
     ("[a]\nexten => s,1,Set(CHANNEL(hangup_handler_push)=h,s,1)\n", "missing context"),
     ("[a]\nexten => s,1,AGI(agi://10.0.0.1:4573/x)\n", "127.0.0.1:4573"),
+    ("[a]\nexten => s,1,AGI(agi://127.0.0.1:4573/x)\n", "?secret="),
+    ("[a]\nexten => s,1,AGI(agi://127.0.0.1:4573/x?secret=abc)\n", "?secret="),
     ("[a]\nexten => s,1,AGI(helpdesk.py)\n", "not a FastAGI"),
 ])
 def test_dialplan_checks_catch_mistakes(bad, message):
@@ -455,6 +465,35 @@ def test_dialplan_checks_catch_mistakes(bad, message):
         contexts = parse_dialplan(bad)
         check_jumps(contexts)
         check_agi(contexts)
+
+
+def test_agi_secret_path_agrees_with_config_unit_and_install_docs():
+    """The file `helpdesk init` writes (the default [agi] secret_file, in the unit's
+    working directory) is the one the dialplan reads, and the install steps let
+    Asterisk read it by group and pass through the directories on the way."""
+    text = (DIALPLANS / "extensions.conf").read_text()
+    (path,) = re.findall(r"\$\{FILE\(([^,)]+)\)\}", strip_comments(text))
+    service = load_unit("helpdesk.service")["Service"]
+    workdir = Path(one(service, "WorkingDirectory"))
+    default = Path(Config().agi_secret_file)
+    assert not default.is_absolute()  # relative to the working directory, like web's
+    assert Path(path) == workdir / default
+    state = Path("/var/lib") / one(service, "StateDirectory")
+    assert Path(path).is_relative_to(state)  # the daemon may write there (ProtectSystem)
+
+    readme = (DIALPLANS / "README.md").read_text()
+    assert f"chgrp asterisk {path}\n" in readme
+    dirs = [str(d) for d in reversed(Path(path).parents) if d.is_relative_to(state)]
+    assert f"setfacl -m u:asterisk:x {' '.join(dirs)}\n" in readme
+    assert "usermod -aG helpdesk asterisk" not in readme  # the config's group: too much
+    assert path in (SYSTEMD / "README.md").read_text()
+    for name in ("helpdesk.service", "helpdesk-web.service"):
+        # the unit creates the state directory closed to others: only the ACL opens it
+        assert one(load_unit(name)["Service"], "StateDirectoryMode") == "0750"
+
+
+def strip_comments(text: str) -> str:
+    return "\n".join(strip_comment(line) for line in text.splitlines())
 
 
 def test_queue_config_defines_the_queue():

@@ -1,7 +1,8 @@
 """The Asterisk files in dialplans/ agree with the code that talks to them.
 
-Every AGI URL the dialplan uses is a script the FastAGI server runs; every context the
-code or another file names exists; every HELPDESK_* variable the dialplan reads is set
+Every AGI URL the dialplan uses is a script the FastAGI server runs and carries the
+server's secret, read before any AGI on every channel; every context the code or another
+file names exists; every HELPDESK_* variable the dialplan reads is set
 by the dialplan or by the server, and every variable the server reads is set by the
 dialplan or by Asterisk; the manager user has exactly what the AMI client uses; no file
 holds a password. Syntax is checked as Asterisk's config parser reads it.
@@ -11,10 +12,11 @@ from __future__ import annotations
 import re
 import subprocess
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from gateway import secret
 from gateway.config import Config
 from gateway.desk import calls
 from gateway.voice import ami
@@ -28,6 +30,8 @@ ASTERISK_VARIABLES = {"EXTEN", "UNIQUEID", "AGISTATUS", "QUEUESTATUS", "DIALSTAT
                       "HANGUPCAUSE", "ARG1", "MEMBERINTERFACE"}
 APPS = {"Set", "Goto", "GotoIf", "GotoIfTime", "Gosub", "Return", "NoOp", "Ringing", "AGI",
         "Log", "Dial", "Queue", "Hangup"}
+SECRET_VARIABLE = "${HELPDESK_AGI_SECRET}"
+SECRET_CONTEXT = "helpdesk-agi-secret"
 
 
 def read_conf(name: str) -> list[tuple[int, str, str | None, str | None]]:
@@ -137,18 +141,75 @@ def test_only_known_applications(steps):
     assert {s.app for s in steps} <= APPS
 
 
+def asterisk_header(url: str, value: str) -> dict:
+    """What res_agi sends for the URL once ${HELPDESK_AGI_SECRET} is `value`:
+    agi_network_script is everything after the host's '/', agi_request the whole."""
+    url = url.replace(SECRET_VARIABLE, value)
+    return {"agi_network": "yes", "agi_network_script": url[len("agi://"):].partition("/")[2],
+            "agi_request": url}
+
+
 def test_every_agi_url_is_a_script_the_server_runs_on_the_configured_address(steps):
     host, _, port = Config().agi_listen.rpartition(":")
     scripts = set()
     for url in agi_urls(steps):
         parts = urlsplit(url)
         assert parts.scheme == "agi" and (parts.hostname, str(parts.port)) == (host, port), url
-        request = agi.AGIRequest({"agi_network_script": parts.path.lstrip("/"),
-                                  "agi_request": url})
+        request = agi.AGIRequest(asterisk_header(url, "0" * 64))
         assert request.script in agi.SCRIPTS, url
         assert hasattr(agi.FastAGIProtocol, "script_" + request.script)
         scripts.add(request.script)
     assert scripts == set(agi.SCRIPTS)  # and each script is used
+
+
+def test_every_agi_url_passes_the_secret(steps, tmp_path):
+    value = secret.ensure(str(tmp_path / "agi.secret")).decode()
+    urls = agi_urls(steps)
+    assert len(urls) == 4  # incoming, Queue's answered, U()'s answered, hangup
+    for url in urls:
+        assert parse_qs(urlsplit(url).query) == {"secret": [SECRET_VARIABLE]}, url
+        assert agi.AGIRequest(asterisk_header(url, value)).secret == value, url
+
+
+def test_the_secret_is_read_before_anything_on_each_channel_that_runs_an_agi(steps):
+    """Calls start in helpdesk-incoming (s, where the DID extensions go) and in
+    helpdesk-outgoing (Originate); helpdesk-answered runs on channels they dial, which
+    inherit the variable; the hangup handler on the channel itself."""
+    starts = {(s.context, s.exten) for s in steps if s.context == "helpdesk-outgoing"}
+    starts.add(("helpdesk-incoming", "s"))
+    for context, exten in starts:
+        apps = [(s.app, s.args) for s in steps if (s.context, s.exten) == (context, exten)]
+        gosub = apps.index(("Gosub", f"{SECRET_CONTEXT},s,1"))
+        push = next(i for i, (app, args) in enumerate(apps) if "hangup_handler_push" in args)
+        agis = [i for i, (app, args) in enumerate(apps)
+                if app in ("AGI", "Queue", "Dial")]
+        assert gosub < push and all(gosub < i for i in agis), (context, exten)
+    (read,) = [s for s in steps if s.context == SECRET_CONTEXT and s.app == "Set"]
+    name = read.args.split("=", 1)[0]
+    assert name == "__HELPDESK_AGI_SECRET"  # __: inherited by the channels Dial/Queue make
+    assert [s.app for s in steps if s.context == SECRET_CONTEXT] == ["Set", "Return"]
+
+
+def secret_filter(steps) -> tuple[str, str]:
+    """(the characters FILTER lets through, the FILE path) of the secret's Set."""
+    (read,) = [s for s in steps if s.context == SECRET_CONTEXT and s.app == "Set"]
+    m = re.fullmatch(r"__HELPDESK_AGI_SECRET=\$\{FILTER\(([^,]+),\$\{FILE\(([^,)]+)\)\}\)\}",
+                     read.args)
+    assert m, read.args
+    allowed = re.sub(r"(.)-(.)", lambda r: "".join(map(chr, range(ord(r.group(1)),
+                                                                  ord(r.group(2)) + 1))),
+                     m.group(1))
+    return allowed, m.group(2)
+
+
+def test_the_secret_file_passes_the_dialplans_filter_whole(steps, tmp_path):
+    allowed, path = secret_filter(steps)
+    assert Path(path).is_absolute()  # Asterisk's working directory is not the helpdesk's
+    made = tmp_path / "agi.secret"
+    value = secret.ensure(str(made), mode=0o640)
+    raw = made.read_bytes().decode()
+    assert "".join(ch for ch in raw if ch in allowed) == value.decode()  # only the newline
+    assert "\n" not in allowed  # a newline in the URL would end the AGI header early
 
 
 def test_every_jump_and_gosub_goes_to_an_existing_place(steps):

@@ -21,14 +21,21 @@ Scripts, by the URL path the dialplan uses (dialplans/extensions.conf):
                                     uniqueid as argument 1 on the operator's channel)
     agi://127.0.0.1:4573/hangup     the hangup handler: closes the row, missed-call SMS
 
+Any local process can open the port, so every URL carries the shared secret of [agi]
+secret_file as `?secret=...` (res_agi relays the URL's path and query as
+agi_network_script). A request without it, or with a wrong one, is closed before any
+database work; the header is bounded in lines, bytes and time before that.
+
 The database work goes through the DB pool, never on the reactor thread.
 """
 from __future__ import annotations
 
+import hmac
 import logging
 import re
 from collections import deque
 from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
 
 from twisted.application import internet
 from twisted.internet import defer, endpoints, error
@@ -38,6 +45,7 @@ from twisted.protocols.basic import LineOnlyReceiver
 from gateway.config import listen_endpoint
 from gateway.db.models import utcnow
 from gateway.desk import calls
+from gateway.secret import read as read_secret
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +110,22 @@ class AGIRequest:
     env: dict = field(default_factory=dict)
 
     @property
+    def _target(self) -> str:
+        """The URL's path and query, 'incoming?secret=...'."""
+        target = self.env.get("agi_network_script") or self.env.get("agi_request", "")
+        if "://" in target:
+            target = target.split("://", 1)[1].partition("/")[2]
+        return target
+
+    @property
     def script(self) -> str:
-        script = self.env.get("agi_network_script") or self.env.get("agi_request", "")
-        if "://" in script:
-            script = script.split("://", 1)[1].partition("/")[2]
-        return script.split("?", 1)[0].strip("/")
+        return self._target.split("?", 1)[0].strip("/")
+
+    @property
+    def secret(self) -> str | None:
+        """The URL's `secret` parameter; None when the URL has none."""
+        return dict(parse_qsl(self._target.partition("?")[2],
+                              keep_blank_values=True)).get("secret")
 
     @property
     def args(self) -> list[str]:
@@ -157,15 +176,23 @@ def variables_for(info: calls.CallerInfo | None) -> list[tuple[str, str]]:
 
 
 class FastAGIProtocol(LineOnlyReceiver):
-    """One FastAGI session: read the header, run the script, close."""
+    """One FastAGI session: read the header, check its secret, run the script, close."""
 
     delimiter = b"\n"
-    MAX_LENGTH = 16384
-    header_timeout = 5.0  # Asterisk sends the header at once; a silent peer is dropped
+    # The longest line from Asterisk is a GET VARIABLE reply, under 1.1 KiB (res_agi
+    # reads the value into 1024 bytes); header lines are shorter still.
+    MAX_LENGTH = 4096
+    # Asterisk's header is some 25 lines and 1 KiB; anything far past that is not
+    # Asterisk, and its lines are not kept.
+    MAX_HEADER_LINES = 64
+    MAX_HEADER_BYTES = 8192
+    header_timeout = 5.0  # for the whole header, not per line: a trickle cannot last
     command_timeout = 5.0
 
     def __init__(self):
         self.env: dict[str, str] = {}
+        self.header_lines = 0  # lines and bytes of the header so far
+        self.header_bytes = 0
         self.request: AGIRequest | None = None
         self.hungup = False
         self.done = False
@@ -176,8 +203,8 @@ class FastAGIProtocol(LineOnlyReceiver):
 
     # -- connection --------------------------------------------------------------------
     def connectionMade(self):
-        self._timer = self.factory.clock.callLater(self.header_timeout, self._timed_out,
-                                                   "the AGI header")
+        self._timer = self.factory.clock.callLater(self.header_timeout,
+                                                   self._header_timed_out)
 
     def connectionLost(self, reason=error.ConnectionDone()):
         self.done = True
@@ -188,23 +215,49 @@ class FastAGIProtocol(LineOnlyReceiver):
         for d in ([waiting] if waiting else []) + pending:
             d.errback(reason)
 
+    def dataReceived(self, data):
+        if self.transport.disconnecting:  # closed: what is still in flight is not read
+            return
+        super().dataReceived(data)
+
     def lineLengthExceeded(self, line):
-        log.warning("FastAGI: a line of over %d bytes from %s; closing", self.MAX_LENGTH,
-                    self.transport.getPeer())
-        self.transport.abortConnection()
+        self._drop("line", "FastAGI: a line of over %d bytes from %s; closing",
+                   self.MAX_LENGTH, self._peer())
+
+    def _peer(self) -> str:
+        peer = self.transport.getPeer()
+        host, port = getattr(peer, "host", None), getattr(peer, "port", None)
+        return f"{host}:{port}" if host is not None else str(peer)
+
+    def _drop(self, reason, message, *args, abort=True):
+        """Close at once, with one log line (at most one per reason and minute)."""
+        self.factory.door_log.warning(reason, message, *args)
+        self._buffer = b""  # LineOnlyReceiver's unfinished line
+        if abort:
+            self.transport.abortConnection()
+        else:  # a whole header read: a plain close, which Asterisk takes as the end
+            self.transport.loseConnection()
 
     def _cancel_timer(self):
         if self._timer is not None and self._timer.active():
             self._timer.cancel()
         self._timer = None
 
+    def _header_timed_out(self):
+        self._timer = None
+        self._drop("timeout", "FastAGI: no complete AGI header from %s within %g s; closing",
+                   self._peer(), self.header_timeout)
+
     def _timed_out(self, what):
         self._timer = None
-        log.warning("FastAGI: no %s from Asterisk within the time limit; closing", what)
+        log.warning("FastAGI: no %s from Asterisk within %g s; closing", what,
+                    self.command_timeout)
         self.transport.abortConnection()
 
     # -- reading -----------------------------------------------------------------------
     def lineReceived(self, raw: bytes):
+        if self.request is None and not self._header_fits(raw):
+            return
         line = raw.rstrip(b"\r").decode("utf-8", "replace")
         if line == "HANGUP":  # res_agi's notice that the caller hung up; never a reply
             self.hungup = True
@@ -215,8 +268,11 @@ class FastAGIProtocol(LineOnlyReceiver):
                 self.env[key.strip()] = value.strip()
                 return
             self._cancel_timer()
-            self.request = AGIRequest(dict(self.env))
-            self._run(self.request)
+            request = AGIRequest(dict(self.env))
+            if self._refused(request):
+                return
+            self.request = request
+            self._run(request)
             return
         if self._usage is not None:  # inside a 520- ... 520 usage block
             self._usage.append(line)
@@ -230,6 +286,40 @@ class FastAGIProtocol(LineOnlyReceiver):
         if not line.strip():
             return
         self._reply(parse_reply(line))
+
+    def _header_fits(self, raw: bytes) -> bool:
+        """Count a header line; past a bound, close without keeping it."""
+        self.header_lines += 1
+        self.header_bytes += len(raw) + len(self.delimiter)
+        if self.header_lines > self.MAX_HEADER_LINES:
+            self._drop("header", "FastAGI: an AGI header of over %d lines from %s; closing",
+                       self.MAX_HEADER_LINES, self._peer())
+            return False
+        if self.header_bytes > self.MAX_HEADER_BYTES:
+            self._drop("header", "FastAGI: an AGI header of over %d bytes from %s; closing",
+                       self.MAX_HEADER_BYTES, self._peer())
+            return False
+        return True
+
+    def _refused(self, request: AGIRequest) -> bool:
+        """Close a request without the right secret: nothing of it reaches the database."""
+        given = request.secret
+        if given and hmac.compare_digest(given.encode("utf-8"), self.factory.secret):
+            return False
+        if given is None:
+            reason, why = "no secret", ("without a secret; every agi:// URL in the dialplan "
+                                        "needs ?secret=${HELPDESK_AGI_SECRET} "
+                                        "(dialplans/extensions.conf)")
+        elif not given:
+            reason, why = "empty secret", ("with an empty secret; Asterisk could not read "
+                                           "[agi] secret_file: check its group and access "
+                                           "(dialplans/README.md)")
+        else:
+            reason, why = "wrong secret", ("with a wrong secret; the dialplan must pass the "
+                                           "content of [agi] secret_file")
+        self._drop(reason, "FastAGI: refused a request from %s " + why, self._peer(),
+                   abort=False)
+        return True
 
     def _reply(self, reply: AGIReply):
         waiting, self._waiting = self._waiting, None
@@ -347,6 +437,31 @@ class FastAGIProtocol(LineOnlyReceiver):
             factory.on_queued(end.sms_id)
 
 
+class ThrottledLog:
+    """Warnings anyone who can open the port can cause: the first of each reason at
+    once, then at most one a minute, saying how many were left out."""
+
+    interval = 60.0
+
+    def __init__(self, clock, logger=log):
+        self.clock, self.logger = clock, logger
+        self._last: dict[str, float] = {}
+        self._left_out: dict[str, int] = {}
+
+    def warning(self, reason, message, *args):
+        now = self.clock.seconds()
+        last = self._last.get(reason)
+        if last is not None and now - last < self.interval:
+            self._left_out[reason] = self._left_out.get(reason, 0) + 1
+            return
+        self._last[reason] = now
+        left_out = self._left_out.pop(reason, 0)
+        if left_out:
+            message += " (and %d more like it since the last such line)"
+            args += (left_out,)
+        self.logger.warning(message, *args)
+
+
 class FastAGIFactory(ServerFactory):
     protocol = FastAGIProtocol
 
@@ -355,9 +470,12 @@ class FastAGIFactory(ServerFactory):
         return self.db.run(method, *args)
 
     def __init__(self, calls_store, region="ID", language="id", clock=None, on_queued=None,
-                 db_concurrency=4):
+                 db_concurrency=4, *, secret: bytes):
         if clock is None:
             from twisted.internet import reactor as clock
+        if not secret:  # an empty secret would let an empty ?secret= through
+            raise ValueError("the FastAGI secret must not be empty")
+        self.secret = secret  # what the dialplan passes as ?secret= (bytes)
         # calls_store: the daemon's db.calls (incoming, answered, ended), Deferreds
         self.calls, self.region, self.language = calls_store, region, language
         # At most this many AGI transactions in the DB pool at once (its size), so a
@@ -366,12 +484,15 @@ class FastAGIFactory(ServerFactory):
         self.db = defer.DeferredSemaphore(db_concurrency)
         self.clock = clock
         self.on_queued = on_queued  # called with a queued SMS id (wakes the outbox)
+        self.door_log = ThrottledLog(clock)
 
 
 def agi_service(config, calls_store, reactor,
                 on_queued=None) -> internet.StreamServerEndpointService:
-    """The FastAGI server on config.agi_listen, for the daemon's MultiService."""
-    factory = FastAGIFactory(calls_store, config.country, config.language, reactor, on_queued)
+    """The FastAGI server on config.agi_listen, for the daemon's MultiService; raises
+    secret.MissingSecret (a FileNotFoundError) before `helpdesk init` made the secret."""
+    factory = FastAGIFactory(calls_store, config.country, config.language, reactor, on_queued,
+                             secret=read_secret(config.agi_secret_file, "FastAGI secret"))
     endpoint = endpoints.serverFromString(reactor, listen_endpoint(config.agi_listen))
     service = internet.StreamServerEndpointService(endpoint, factory)
     service.setName("agi")

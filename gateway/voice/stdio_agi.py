@@ -12,7 +12,11 @@ Queue()'s AGI argument cannot carry arguments: point it at a second wrapper that
 
 Each run starts a Python process and opens the database, so it answers in tens of
 milliseconds rather than the FastAGI server's few; the database work is the very same
-functions (gateway/calls.py), and the answers are the same channel variables.
+functions (gateway/desk/calls.py), and the answers are the same channel variables.
+
+It takes no secret, unlike the FastAGI server: Asterisk starts it as its own child and
+speaks to it on its own pipes, so no other process can reach it; and running it by hand
+already takes the configuration, with the database's password.
 """
 from __future__ import annotations
 
