@@ -172,6 +172,7 @@ class ModemSimulator:
         self.fail_numbers: dict[str, int] = {}  # destination -> CMS error for sends to it
         self.failures: list[Failure] = []
         self.hung = False
+        self.send_delay = 0.0  # seconds each AT+CMGS takes before the modem answers
         self.echo = True
         # AT+CMGR on an empty location: "+CMS ERROR: 321" (invalid index; Gammu raises
         # ERR_INVALIDLOCATION) on many modems, a bare "OK" (Gammu: ERR_EMPTY) on others.
@@ -584,6 +585,12 @@ class ModemSimulator:
         reference = self._next_reference
         self._next_reference = self._next_reference % 255 + 1
         self.sent_references.append(reference)
+        # The network's time: a real modem answers +CMGS after 1 to 5 s and is busy
+        # meanwhile (commands that come in wait in the serial line). The lock is let go,
+        # so a text can still arrive from the network.
+        deadline = time.monotonic() + self.send_delay
+        while time.monotonic() < deadline:
+            self._changed.wait(deadline - time.monotonic())
         self._answer(f"+CMGS: {reference}")
 
     def _cnmi_test(self, line):

@@ -46,7 +46,8 @@ def test_text_becomes_ticket_ack_is_sent_and_reply_goes_out(daemon, modem_dir):
     [ticket] = tickets
     assert ticket["contact"]["phone"] == "+6281234567890"
     assert ticket["kind"] == "complaint" and ticket["status"] == "new"
-    assert os.listdir(modem_dir / "sms" / "1") == []
+    # deleted from the SIM right after the commit that made the ticket visible
+    wait_for(lambda: os.listdir(modem_dir / "sms" / "1") == [], what="the SIM to be empty")
 
     def ack_sent():
         items = api(port, f"/api/v1/messages?direction=out&ticket={ticket['id']}", token)[1]

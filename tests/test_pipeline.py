@@ -11,7 +11,7 @@ from twisted.internet import defer, task
 
 from gateway.daemon.database import Database
 from gateway.daemon.inbound import InboundPoller, MultipartSweeper
-from gateway.daemon.outbox import CLAIM_BATCH, OutboxDispatcher
+from gateway.daemon.outbox import OutboxDispatcher
 from gateway.db.models import Message, MessagePart, Ticket
 from gateway.modem import simulator as sim
 from gateway.modem.worker import ModemWorker
@@ -281,7 +281,7 @@ def test_wake_sends_without_waiting_for_the_tick(worker, db, config, clock, sess
 
 
 def test_full_batches_are_drained_back_to_back(worker, db, config, clock, sessionmaker):
-    for i in range(CLAIM_BATCH + 5):
+    for i in range(55):
         queue(sessionmaker, "+6281111111111", f"teks {i}")
     dispatcher = OutboxDispatcher([worker], db, config, clock, node="test", interval=5)
     dispatcher.startService()

@@ -15,7 +15,7 @@ from twisted.internet import defer
 
 from gateway.daemon.periodic import Periodic
 from gateway.db.models import utcnow
-from gateway.modem.translate import ModemUnavailable
+from gateway.modem.translate import ModemHung, ModemUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,9 @@ class InboundPoller(Periodic):
         except ModemUnavailable as e:
             self.failures += 1
             log.debug("%s", e)
+        except ModemHung as e:  # the watchdog or a stop aborted the read: nothing lost
+            self.failures += 1
+            log.warning("%s; texts stay on the SIM", e)
         except Exception:
             self.failures += 1
             log.exception("modem %s: inbound poll failed; texts stay on the SIM", self.worker.name)

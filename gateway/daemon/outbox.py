@@ -1,8 +1,11 @@
 """The outbox dispatcher: claims queued texts and hands each to a modem.
 
-A claimed row is `sending` until the modem answers: `sent`, retried with backoff for an
-error that may pass, `failed` for one that will not, `unknown` when part of a long text
-already left. Each text is sent on its own, so one bad text never holds up the rest.
+A modem is given one text at a time, claimed when it is free to send it: a SIM read
+queued on the modem's thread waits behind at most one send, and a crash leaves at most
+one text per modem `sending` (then `unknown`). A claimed row is `sending` until the
+modem answers: `sent`, retried with backoff for an error that may pass, `failed` for one
+that will not, `unknown` when part of a long text already left. Each text is sent on
+its own, so one bad text never holds up the rest.
 """
 from __future__ import annotations
 
@@ -22,12 +25,11 @@ from gateway.modem.translate import (
     ModemHung,
     ModemUnavailable,
     PartialSend,
+    Unencodable,
     error_text,
 )
 
 log = logging.getLogger(__name__)
-
-CLAIM_BATCH = 50
 
 
 def node_name() -> str:
@@ -47,53 +49,62 @@ class OutboxDispatcher(Periodic):
         self.interval = interval
         self._turn = itertools.count()
         self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, since when)
+        self._sending: dict[str, defer.Deferred] = {}  # modem name -> its send in flight
         self.country_code = str(phonenumbers.country_code_for_region(config.country))
 
-    @defer.inlineCallbacks
     def step(self):
-        """A dispatch; at once again while the modems took all they had room for."""
-        room = self._room()
-        claimed = yield self.dispatch(room)
-        return 0 if room and claimed == room else self.interval
+        """A dispatch; a send that ends wakes the next one, so the tick is a fallback."""
+        return self.dispatch().addCallback(lambda _claimed: self.interval)
+
+    def stopService(self):
+        """Waits for the run in progress and the sends in flight (at most `stop_wait`)."""
+        in_progress = super().stopService()
+        return self.at_most(self.stop_wait, [in_progress, *self._sending.values()])
 
     @defer.inlineCallbacks
-    def dispatch(self, room=None):
-        """Claim what the modems can send now (at most `room`), and send it; returns how
-        many were claimed."""
-        claimed = []
-        try:
-            room = self._room() if room is None else room
-            if room:
-                claimed = yield self.db.outbox.claim(self.node, utcnow(self.clock),
-                                            room)
-                sends = [self._send(item) for item in claimed]
-                yield defer.DeferredList(sends, consumeErrors=True)
-        except Exception:
-            log.exception("outbox dispatch failed; will try again")
-        return len(claimed)
+    def dispatch(self):
+        """Claim for each free modem the one text it sends next and start it; again while
+        modems are free and texts were there. Returns how many were claimed."""
+        total = 0
+        while True:
+            free = self._free()
+            if not free:
+                break
+            try:
+                claimed = yield self.db.outbox.claim(self.node, utcnow(self.clock), len(free))
+            except Exception:
+                log.exception("outbox: claiming texts failed; will try again")
+                break
+            total += len(claimed)
+            for item in claimed:
+                self._start(item)
+            if len(claimed) < len(free):
+                break
+        return total
 
     def _available(self) -> list:
         """Modems to send through: connected ones, or any not known to be down."""
         return [w for w in self.workers.values() if w.connected or w.last_error is None]
+
+    def _free(self) -> list:
+        """Modems that may take a text now: up, not sending, within their send_rate."""
+        return [w for w in self._available()
+                if w.name not in self._sending and self._tokens(w) >= 1]
 
     def _tokens(self, worker) -> float:
         """How many texts a modem may send now under its send_rate (a token bucket that
         holds at most one text, so sends are spaced, never bunched)."""
         rate = worker.config.send_rate
         if rate is None:
-            return float(CLAIM_BATCH)
+            return 1.0
         now = self.clock.seconds()
         tokens, since = self._buckets.get(worker.name, (1.0, now))
         return min(1.0, tokens + (now - since) * rate / 60 + 1e-9)  # 1e-9: float dust
 
-    def _room(self) -> int:
-        """How many texts to claim: what the healthy modems may send now."""
-        return min(CLAIM_BATCH, sum(int(self._tokens(w)) for w in self._available()))
-
     def _choose(self, item):
-        """A modem with room for this text: one whose prefixes route the number, else the
-        one the customer wrote to, else the next in turn."""
-        ready = {w.name: w for w in self._available() if self._tokens(w) >= 1}
+        """A free modem for this text: one whose prefixes route the number, else the one
+        the customer wrote to, else the next in turn."""
+        ready = {w.name: w for w in self._free()}
         routed = [w for w in ready.values() if w.config.routes(item.number, self.country_code)]
         if routed:
             worker = routed[next(self._turn) % len(routed)]
@@ -107,39 +118,64 @@ class OutboxDispatcher(Periodic):
             self._buckets[worker.name] = (self._tokens(worker) - 1, self.clock.seconds())
         return worker
 
-    @defer.inlineCallbacks
-    def _send(self, item):
-        now = lambda: utcnow(self.clock)  # noqa: E731 - read after the send, not before
-        worker = None
+    def _start(self, item):
         try:
             worker = self._choose(item)
+        except ModemUnavailable as e:
+            # Nothing was tried: the text goes back, no attempt spent.
+            self._record(item, "given back", self.db.outbox.release, item.id, str(e))
+            return
+        self._sending[worker.name] = d = defer.Deferred()
+        sent = self._send(item, worker)
+
+        def done(_):
+            self._sending.pop(worker.name, None)
+            d.callback(None)
+            self.wake()  # the modem is free: its next text, now
+        sent.addBoth(done)
+
+    @defer.inlineCallbacks
+    def _send(self, item, worker):
+        """Send one text and record what became of it; never fails."""
+        now = lambda: utcnow(self.clock)  # noqa: E731 - read after the send, not before
+        outbox = self.db.outbox
+        try:
             references = yield worker.send(item.number, item.text,
                                            self.config.delivery_reports)
         except ModemUnavailable as e:
-            # Nothing was tried: the text goes back for another modem, no attempt spent.
-            yield self.db.outbox.release(item.id, str(e))
+            yield self._record(item, "given back", outbox.release, item.id, str(e))
         except (PartialSend, ModemHung, *MAYBE_SENT_ERRORS) as e:
             # The modem stopped answering mid-send: the text may have left. Sending it
             # again could double it, so a person decides (rule 4).
             log.warning("text %d to %s: %s; marked unknown", item.id, item.number, error_text(e))
             worker.counts["failed"] += 1
-            yield self.db.outbox.mark_failed(item.id, error_text(e), "unknown",
-                              worker.name)
-        except PERMANENT_SEND_ERRORS as e:
+            yield self._record(item, "unknown", outbox.mark_failed, item.id, error_text(e),
+                               "unknown", worker.name)
+        except (Unencodable, *PERMANENT_SEND_ERRORS) as e:
             log.warning("text %d to %s failed for good: %s", item.id, item.number, error_text(e))
             worker.counts["failed"] += 1
-            yield self.db.outbox.mark_failed(item.id, error_text(e), "failed",
-                              worker.name)
+            yield self._record(item, "failed", outbox.mark_failed, item.id, error_text(e),
+                               "failed", worker.name)
         except gammu.GSMError as e:
-            status = yield self.db.outbox.mark_retry(item.id, error_text(e), now(),
-                                       self.config.send_attempts)
+            status = yield self._record(item, "to retry", outbox.mark_retry, item.id,
+                                        error_text(e), now(), self.config.send_attempts)
             log.info("text %d to %s: %s; now %s", item.id, item.number, error_text(e), status)
         except Exception as e:
             # Not a modem answer: a bug or a crash in the binding. Whether the text left is
             # unknown, and sending it again could double it.
             log.exception("text %d: unexpected error while sending", item.id)
-            yield self.db.outbox.mark_failed(item.id, error_text(e), "unknown",
-                              worker.name if worker else None)
+            yield self._record(item, "unknown", outbox.mark_failed, item.id, error_text(e),
+                               "unknown", worker.name)
         else:
             worker.counts["sent"] += 1
-            yield self.db.outbox.mark_sent(item.id, worker.name, references, now())
+            yield self._record(item, "sent", outbox.mark_sent, item.id, worker.name,
+                               references, now())
+
+    def _record(self, item, outcome: str, write, *args) -> defer.Deferred:
+        """Write a send's outcome; a failure is logged with the text it concerns (the
+        row stays `sending`, and becomes `unknown` at the next start)."""
+        def failed(failure):
+            log.error("text %d to %s: %s, but recording that failed; it stays 'sending' "
+                      "and becomes 'unknown' when the gateway next starts: %s", item.id,
+                      item.number, outcome, failure.getTraceback())
+        return write(*args).addErrback(failed)

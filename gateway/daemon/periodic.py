@@ -12,10 +12,12 @@ log = logging.getLogger(__name__)
 class Periodic(service.Service):
     """Runs `step()` again and again on a clock; `step` returns (or fires with) the
     seconds until the next run. A stop cancels the next run and waits for the one in
-    progress, so no step outlives the modems and the database it uses."""
+    progress (at most `stop_wait`), so no step outlives the modems and the database it
+    uses."""
 
     first_delay = 0.0
     error_delay = 30.0  # after a step that failed outright (steps catch their own errors)
+    stop_wait = 3.0     # a stop waits at most this long for the step in progress
 
     def __init__(self, clock):
         self.clock = clock
@@ -34,7 +36,25 @@ class Periodic(service.Service):
         super().stopService()
         if self._next is not None and self._next.active():
             self._next.cancel()
-        return self._current
+        return self.at_most(self.stop_wait, [self._current])
+
+    def at_most(self, seconds: float, waiting) -> defer.Deferred | None:
+        """Fires when every Deferred of `waiting` has, or after `seconds`: a step stuck
+        on a hung modem must not hold up a stop (what it left undone is safe: texts not
+        yet stored stay on the SIM, a send not yet recorded becomes `unknown`)."""
+        waiting = [d for d in waiting if d is not None and not d.called]
+        if not waiting:
+            return None
+        done = defer.Deferred()
+        timer = self.clock.callLater(seconds, lambda: done.called or done.callback(None))
+
+        def finished(_):
+            if timer.active():
+                timer.cancel()
+            if not done.called:
+                done.callback(None)
+        defer.DeferredList(waiting, consumeErrors=True).addCallback(finished)
+        return done
 
     def wake(self):
         """Run now rather than at the next tick (or right after the run in progress)."""

@@ -79,6 +79,13 @@ def web_service(config, sessionmaker, reactor, on_queued=None,
     return web
 
 
+def _group(name: str, parent) -> service.MultiService:
+    group = service.MultiService()
+    group.setName(name)
+    group.setServiceParent(parent)
+    return group
+
+
 def make_service(config, reactor, with_modems=True) -> service.MultiService:
     """Build the whole daemon; raises SchemaOutdated before anything starts."""
     engine = make_engine(config.database_url)
@@ -100,16 +107,20 @@ def make_service(config, reactor, with_modems=True) -> service.MultiService:
         for modem in config.modems:
             if modem.is_dummy:  # a simulated modem is a directory Gammu fills in at Init
                 os.makedirs(modem.gammu["Device"], exist_ok=True)
+        # Each group stops its members at once (a hung modem costs one wait, not one
+        # per modem), and the groups in turn: pipelines before modems before database.
+        modems = _group("modems", top)
         workers = [ModemWorker(m, reactor) for m in config.modems]
         for worker in workers:
-            worker.setServiceParent(top)
+            worker.setServiceParent(modems)
+        pipelines = _group("pipelines", top)
         dispatcher = OutboxDispatcher(workers, db, config, reactor, node=node)
         for worker in workers:
             InboundPoller(worker, db, config, reactor,
-                          on_stored=lambda _ids: dispatcher.wake()).setServiceParent(top)
-        MultipartSweeper(db, config, reactor).setServiceParent(top)
-        HealthMonitor(workers, db, config, reactor).setServiceParent(top)
-        dispatcher.setServiceParent(top)
+                          on_stored=lambda _ids: dispatcher.wake()).setServiceParent(pipelines)
+        MultipartSweeper(db, config, reactor).setServiceParent(pipelines)
+        HealthMonitor(workers, db, config, reactor).setServiceParent(pipelines)
+        dispatcher.setServiceParent(pipelines)
 
     def on_queued(_message_id):
         if dispatcher is not None:

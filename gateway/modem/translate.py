@@ -30,6 +30,10 @@ class ModemUnavailable(Exception):
     """The modem is not connected now; the caller retries later."""
 
 
+class Unencodable(ValueError):
+    """A text Gammu cannot turn into SMS parts; it was never tried, and never will go."""
+
+
 class ModemHung(Exception):
     """The modem stopped answering in the middle of a call; the watchdog aborted it."""
 

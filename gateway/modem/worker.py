@@ -23,6 +23,7 @@ from gateway.modem.translate import (
     ModemHung,
     ModemUnavailable,
     PartialSend,
+    Unencodable,
     error_text,
     raw_part,
 )
@@ -35,6 +36,7 @@ READ_BATCH = 100  # parts read per poll; the poller comes back at once while mor
 # the watchdog aborts the call; an aborted StateMachine is then replaced, as Abort sticks.
 CALL_TIMEOUT = 30.0
 INIT_TIMEOUT = 60.0  # Init on a real serial modem takes about 4 s; it gets more room
+STOP_TIMEOUT = 3.0   # a stop waits this long for a hung modem's thread, then leaves it
 
 
 class ModemWorker(service.Service):
@@ -57,6 +59,7 @@ class ModemWorker(service.Service):
         self._thread = None
         self._busy = False
         self._closing = None  # a thread terminating a hung StateMachine
+        self._stopped = None  # fires when the thread has ended, after a stop
         # Texts received, sent and failed since the health monitor last wrote them down;
         # kept here (reactor thread only) so no hot transaction contends for the modem row.
         self.counts = collections.Counter()
@@ -70,20 +73,31 @@ class ModemWorker(service.Service):
             self._thread.start()
 
     def stopService(self):
+        """Fires once the modem's thread has closed its StateMachine, or after
+        STOP_TIMEOUT when the modem hangs; the reactor is never blocked meanwhile."""
         super().stopService()
         if self._thread is None:
-            return
+            return None
+        stopped = self._stopped = defer.Deferred()
         self._queue.put(None)
-        # A hung modem must not wedge shutdown: abort its call, wait a little, then leave
-        # the daemon thread behind; the process is exiting anyway.
+        # A hung modem must not wedge shutdown: abort its call; if the thread is still
+        # stuck after the timeout, leave it behind (a daemon thread: the process exits).
         machine = self.machine
         if machine is not None and self._busy:
             machine.Abort()
-        self._thread.join(timeout=5)
-        if self._thread.is_alive():
-            log.warning("modem %s did not stop within 5 s; leaving its thread", self.name)
-        else:
-            self._disconnect()
+
+        def give_up():
+            if not stopped.called:
+                log.warning("modem %s did not stop within %.0f s; leaving its thread",
+                            self.name, STOP_TIMEOUT)
+                stopped.callback(None)
+        timer = self.reactor.callLater(STOP_TIMEOUT, give_up)
+
+        def cancel_timer(result):
+            if timer.active():
+                timer.cancel()
+            return result
+        return stopped.addBoth(cancel_timer)
 
     # -- the queue ---------------------------------------------------------------------
     def _call(self, fn, *args):
@@ -100,6 +114,8 @@ class ModemWorker(service.Service):
             item = self._queue.get()
             if item is None:
                 self._refuse_rest()
+                self._disconnect()  # the thread that owns the StateMachine closes it
+                self.reactor.callFromThread(self._thread_ended)
                 return
             d, fn, args = item
             try:
@@ -108,6 +124,10 @@ class ModemWorker(service.Service):
                 self.reactor.callFromThread(d.errback, e)
             else:
                 self.reactor.callFromThread(d.callback, result)
+
+    def _thread_ended(self):
+        if self._stopped is not None and not self._stopped.called:
+            self._stopped.callback(None)
 
     def _refuse_rest(self):
         """Calls queued behind the stop get an answer rather than waiting forever."""
@@ -126,6 +146,9 @@ class ModemWorker(service.Service):
             with self._watchdog(machine, self.call_timeout, aborted):
                 return fn(machine, *args)
         except gammu.GSMError as e:
+            if self._stopped is not None and isinstance(e, gammu.ERR_ABORTED):
+                self._lost(e, hung=True)  # aborted by the stop: whatever it was may be done
+                raise ModemHung(f"modem {self.name} was stopped in the middle of a call") from e
             if aborted:
                 # Gammu reports an aborted call as whatever step it was in (even
                 # ERR_EMPTYSMSC); the truth is that the modem stopped answering.
@@ -269,7 +292,10 @@ def _delete(machine, locations):
 
 
 def _send(machine, number, text, status_report=False):
-    parts = encode(text)
+    try:
+        parts = encode(text)
+    except Exception as e:  # before any part left: it is certainly not sent
+        raise Unencodable(f"the text cannot be encoded as SMS: {type(e).__name__}: {e}") from e
     references = []
     for part in parts:
         part["SMSC"] = {"Location": 1}
