@@ -240,3 +240,28 @@ def test_any_batch_of_texts_is_all_stored_and_all_deletable(batch, db, config, s
                           .where(MessagePart.dedupe_key.in_(distinct)))
     assert stored == len(distinct)  # every text is in the database, once
     assert len(inbound(sessionmaker)) - before <= len(distinct)
+
+
+def test_a_corrupt_record_on_the_sim_does_not_hide_the_texts_behind_it(
+        db, config, clock, sessionmaker, tmp_path):
+    """libGammu's AT driver ends GetNextSMS at a PDU it cannot decode (ERR_CORRUPTED)."""
+    from gateway.config import ModemConfig
+    from tests.modem_sim import ModemSimulator
+
+    with ModemSimulator(link=str(tmp_path / "modem")) as modem:
+        modem.deliver("+6281234567890", "KOMPLAIN satu")
+        modem.store_pdu("0791261801000000040C9126181432547600006211")  # cut short
+        modem.deliver("+6281234567891", "KOMPLAIN dua")
+        worker = ModemWorker(ModemConfig("modem1", modem.gammu_config("proxyat")), clock,
+                             threaded=False)
+        try:
+            poller = poll_once(worker, db, config, clock)
+        finally:
+            worker._disconnect()
+        left_on_sim = dict(modem.sim)
+    assert poller.failures == 0
+    texts = {m.text: m for m in inbound(sessionmaker)}
+    assert texts["KOMPLAIN satu"].ticket_id and texts["KOMPLAIN dua"].ticket_id
+    [note] = [m for m in texts.values() if m.attention]
+    assert "ERR_CORRUPTED" in note.text and "location 2" in note.text
+    assert left_on_sim == {}

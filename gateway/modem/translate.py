@@ -89,6 +89,17 @@ def raw_part(sms: dict) -> RawPart:
                            f"{type(e).__name__}: {e}")
 
 
+def unreadable_location(location: int, error: Exception) -> RawPart:
+    """A SIM location Gammu cannot read at all. What it held is out of reach; a note is
+    stored for a person, and the location is then freed like any other (left there, it
+    would fill the SIM and be tried again on every poll)."""
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+    return RawPart(location=location, sender="", smsc_time=None,
+                   text=f"(Gammu could not read the SMS at SIM location {location}: "
+                        f"{error_text(error)}; noted at {now:%Y-%m-%d %H:%M:%S} UTC)",
+                   unreadable="unreadable on the SIM; its content is lost")
+
+
 def _unreadable(sms: dict, text: str, why: str) -> RawPart:
     return RawPart(location=sms.get("Location", 0), sender=str(sms.get("Number") or ""),
                    text=text, smsc_time=to_utc(sms.get("DateTime")), unreadable=why)

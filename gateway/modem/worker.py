@@ -26,6 +26,7 @@ from gateway.modem.translate import (
     Unencodable,
     error_text,
     raw_part,
+    unreadable_location,
 )
 from gateway.sms.encoding import encode
 
@@ -270,14 +271,46 @@ def _read_inbox(machine, limit):
                 entries = machine.GetNextSMS(Location=location, Folder=0)
         except gammu.ERR_EMPTY:
             return parts, False
+        except LINK_ERRORS:
+            raise
+        except gammu.GSMError as e:
+            # One record Gammu cannot read (a corrupt PDU: ERR_CORRUPTED) ends GetNextSMS
+            # for every text behind it, poll after poll: look at each location instead.
+            log.warning("reading the SIM stopped after location %s (%s); reading each "
+                        "location on its own", location, error_text(e))
+            return _read_each_location(machine, limit, parts, after=location or 0)
         location = entries[0]["Location"]
-        for sms in entries:
-            # Sent items or drafts kept on the SIM are not customer texts. The AT driver
-            # gives InboxFolder as 0/1, the dummy driver as a bool.
-            if not sms.get("InboxFolder", True):
-                continue
-            parts.append(raw_part(sms))
+        _add_inbox_parts(parts, entries)
     return parts, True
+
+
+def _read_each_location(machine, limit, parts, after):
+    """The SIM read location by location past `after`; a location Gammu cannot read is
+    noted as an unreadable part (stored for a person, then deleted like any other)."""
+    status = machine.GetSMSStatus()
+    size = (status.get("SIMSize") or 0) + (status.get("PhoneSize") or 0)
+    for location in range(after + 1, size + 1):
+        if len(parts) >= limit:
+            return parts, True
+        try:
+            entries = machine.GetSMS(Folder=0, Location=location)
+        except (gammu.ERR_EMPTY, gammu.ERR_INVALIDLOCATION):
+            continue
+        except LINK_ERRORS:
+            raise
+        except gammu.GSMError as e:
+            parts.append(unreadable_location(location, e))
+            continue
+        _add_inbox_parts(parts, entries)
+    return parts, False
+
+
+def _add_inbox_parts(parts, entries):
+    for sms in entries:
+        # Sent items or drafts kept on the SIM are not customer texts. The AT driver
+        # gives InboxFolder as 0/1, the dummy driver as a bool.
+        if sms.get("InboxFolder", True):
+            parts.append(raw_part(sms))
 
 
 def _delete(machine, locations):
