@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 MAX_BACKOFF = 60.0
 
 # Crash-safety tests set this to die between the commit and the delete (SIGKILL, no
-# clean-up), the moment the design's first rule exists for.
+# clean-up), the moment the README's first rule exists for.
 _KILL_AFTER_COMMIT = os.environ.get("HELPDESK_TEST_KILL_AFTER_COMMIT") == "1"
 
 

@@ -146,7 +146,7 @@ class OutboxDispatcher(Periodic):
             yield self._record(item, "given back", outbox.release, item.id, str(e))
         except (PartialSend, ModemHung, *MAYBE_SENT_ERRORS) as e:
             # The modem stopped answering mid-send: the text may have left. Sending it
-            # again could double it, so a person decides (rule 4).
+            # again could double it, so a person decides (README rule 4).
             log.warning("text %d to %s: %s; marked unknown", item.id, item.number, error_text(e))
             worker.counts["failed"] += 1
             yield self._record(item, "unknown", outbox.mark_failed, item.id, error_text(e),

@@ -93,7 +93,7 @@ def make_service(config, reactor, with_modems=True) -> service.MultiService:
     sessions = make_sessionmaker(engine)
     node = node_name()
     names = [m.name for m in config.modems]
-    # Start-up bookkeeping, before any service runs (rule 4: sending -> unknown).
+    # Start-up bookkeeping, before any service runs (README rule 4: sending -> unknown).
     in_transaction(sessions, health.register_modems, names)
     stale = in_transaction(sessions, outbox.mark_unknown_after_restart, node)
     if stale:

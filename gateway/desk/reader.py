@@ -1,7 +1,7 @@
 """Read one customer SMS: what it asks for, and the fields written in it.
 
 `read(text, context)` is a pure function: no database, no reactor, no I/O. It never
-raises. The keyword forms of ../shared/CONTRACT.md ("SMS keywords customers use") are
+raises. The keyword forms of the README ("What customers can text") are
 read strictly; free text is read only where the intent is plain, because a false
 "payment" or "order" costs more than an "other" that a person reads anyway.
 
