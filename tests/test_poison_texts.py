@@ -265,3 +265,62 @@ def test_a_corrupt_record_on_the_sim_does_not_hide_the_texts_behind_it(
     [note] = [m for m in texts.values() if m.attention]
     assert "ERR_CORRUPTED" in note.text and "location 2" in note.text
     assert left_on_sim == {}
+
+
+# -- outbound -------------------------------------------------------------------------
+
+def _queue_out(sessionmaker, texts):
+    with sessionmaker.begin() as s:
+        rows = [Message(direction="out", number=number, text=text, status="queued")
+                for number, text in texts]
+        s.add_all(rows)
+    return [row.id for row in rows]
+
+
+def _out(sessionmaker):
+    with sessionmaker() as s:
+        return {m.text: m for m in s.scalars(select(Message).where(Message.direction == "out"))}
+
+
+def test_a_text_gammu_cannot_encode_fails_alone(worker, db, config, clock, sessionmaker,
+                                                monkeypatch):
+    from gateway.daemon.outbox import OutboxDispatcher
+    from gateway.modem import worker as worker_module
+
+    real = worker_module.encode
+
+    def encode(text):
+        if text == "rusak":
+            raise ValueError("no GSM-7 or UCS-2 form")
+        return real(text)
+    monkeypatch.setattr(worker_module, "encode", encode)
+    _queue_out(sessionmaker, [("+6281111111111", "satu"), ("+6281111111112", "rusak"),
+                              ("+6281111111113", "tiga")])
+    OutboxDispatcher([worker], db, config, clock, node="test").dispatch()
+    texts = _out(sessionmaker)
+    assert texts["satu"].status == texts["tiga"].status == "sent"
+    assert texts["rusak"].status == "failed"  # never tried, so never `unknown`
+    assert "cannot be encoded" in texts["rusak"].last_error
+
+
+def test_an_outcome_that_cannot_be_recorded_is_logged_with_its_text(
+        worker, db, config, clock, sessionmaker, monkeypatch, caplog):
+    from gateway.daemon.outbox import OutboxDispatcher
+    from gateway.desk import outbox
+
+    first, second = _queue_out(sessionmaker, [("+6281111111111", "satu"),
+                                              ("+6281111111112", "dua")])
+    real = outbox.mark_sent
+
+    def mark_sent(session, message_id, *args):
+        if message_id == first:
+            raise RuntimeError("the row went missing")
+        return real(session, message_id, *args)
+    monkeypatch.setattr(outbox, "mark_sent", mark_sent)
+    with caplog.at_level(logging.ERROR):
+        OutboxDispatcher([worker], db, config, clock, node="test").dispatch()
+    texts = _out(sessionmaker)
+    assert texts["satu"].status == "sending" and texts["dua"].status == "sent"
+    [record] = [r for r in caplog.records if f"text {first} " in r.getMessage()]
+    assert "recording that failed" in record.getMessage()
+    assert "the row went missing" in record.getMessage()
