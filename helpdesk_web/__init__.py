@@ -13,6 +13,7 @@ from flask import Flask
 from flask_wtf.csrf import CSRFProtect
 
 from gateway.config import Config
+from helpdesk_web import bounds, pager
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ def create_app(config: Config, sessionmaker, *, secret_key: bytes, on_queued=Non
         SESSION_COOKIE_SAMESITE="Lax",
         PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=12),
         WTF_CSRF_TIME_LIMIT=None,  # the token lives as long as the session, a whole shift
+        MAX_CONTENT_LENGTH=bounds.MAX_BODY,
     )
     if test_config:
         app.config.update(test_config)
@@ -44,16 +46,20 @@ def create_app(config: Config, sessionmaker, *, secret_key: bytes, on_queued=Non
     from helpdesk_web import auth, db, errors
     from helpdesk_web.api import metrics
     from helpdesk_web.api import v1 as api
-    from helpdesk_web.ui import reply_templates, shop, tickets
+    from helpdesk_web.ui import inbox, reply_templates, shop, tickets
 
+    # Before the blueprints: their routes are compiled against the converters.
+    app.url_map.converters["id"] = bounds.IdConverter
     csrf = CSRFProtect(app)
     csrf.exempt(api.bp)  # the API authenticates with Bearer tokens, not cookies
     app.teardown_appcontext(db.close_db)
     app.jinja_env.filters["when"] = tickets.local_time
+    app.jinja_env.globals["page_url"] = pager.page_url
     app.register_blueprint(auth.bp)
     app.register_blueprint(tickets.bp)
     app.register_blueprint(shop.bp)
     app.register_blueprint(reply_templates.bp)
+    app.register_blueprint(inbox.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(metrics.bp)
     errors.register(app)

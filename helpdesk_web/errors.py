@@ -5,6 +5,8 @@ from flask import jsonify, render_template, request
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
+from helpdesk_web.bounds import too_large
+
 SERVER_ERROR = "the server had a problem with this request; it is logged, please try again"
 
 
@@ -24,7 +26,12 @@ def register(app):
     @app.errorhandler(HTTPException)
     def http_error(error):
         code = error.code or 500
-        message = SERVER_ERROR if code >= 500 else error.description
+        if code >= 500:
+            message = SERVER_ERROR
+        elif code == 413:  # werkzeug's own words do not say what the limit is
+            message = too_large(app.config["MAX_CONTENT_LENGTH"])
+        else:
+            message = error.description
         if _wants_json():
             response = jsonify(error=message)
             if code == 401:

@@ -190,3 +190,25 @@ def api_token(db):
 @pytest.fixture
 def api_headers(api_token):
     return {"Authorization": f"Bearer {api_token}"}
+
+
+@pytest.fixture
+def statements(engine):
+    """`with statements() as seen:` lists the SQL the test engine runs inside the block."""
+    import contextlib
+
+    from sqlalchemy import event
+
+    @contextlib.contextmanager
+    def count():
+        seen = []
+
+        def before(_conn, _cursor, statement, *_args):
+            seen.append(statement)
+
+        event.listen(engine, "before_cursor_execute", before)
+        try:
+            yield seen
+        finally:
+            event.remove(engine, "before_cursor_execute", before)
+    return count

@@ -5,7 +5,7 @@ import datetime as dt
 import json
 
 import pytest
-from sqlalchemy import create_engine, select
+from sqlalchemy import create_engine, func, select
 from sqlalchemy.orm import sessionmaker as orm_sessionmaker
 
 from gateway.db.models import (
@@ -82,7 +82,7 @@ def test_health_needs_no_token_and_reports_modems(client, db):
     db.commit()
     response = get(client, "/api/v1/health", {})
     assert response.status_code == 200
-    assert response.json == {"status": "ok", "db": "ok", "modems": [
+    assert response.json == {"status": "ok", "db": "ok", "attention": 0, "modems": [
         {"name": "modem1", "status": "up", "health": "green", "signal_percent": 71,
          "last_seen": seen.isoformat() + "+00:00"}]}
 
@@ -115,7 +115,7 @@ def test_health_is_down_when_the_database_is_unreachable(config, tmp_path):
     app = create_app(config, orm_sessionmaker(broken), secret_key=b"k" * 32)
     response = app.test_client().get("/api/v1/health")
     assert response.status_code == 503
-    assert response.json == {"status": "down", "db": "down", "modems": []}
+    assert response.json == {"status": "down", "db": "down", "attention": None, "modems": []}
 
 
 # --- reading -------------------------------------------------------------------------
@@ -308,3 +308,28 @@ def test_tickets_list_is_ordered_newest_first(client, make_ticket, api_headers):
     items = client.get("/api/v1/tickets", headers=api_headers).json["items"]
     assert [t["id"] for t in items] == ids[::-1]
     assert all(isinstance(t["number"], str) for t in items)
+
+
+def test_calls_statements_do_not_grow_with_the_calls(client, db, make_user, api_headers,
+                                                     statements):
+    """Each call names its operator: 1 or 30 calls, each by another operator, take the
+    same statements."""
+    client.get("/api/v1/calls", headers=api_headers)  # the token's first use writes to it
+
+    def add(n):
+        for _ in range(n):
+            operator = make_user(f"op{db.scalar(select(func.count(Call.id)))}", "operator")
+            db.add(Call(number="+6281234567890", operator_id=operator.id))
+        db.commit()
+
+    def count():
+        with statements() as seen:
+            items = client.get("/api/v1/calls", headers=api_headers).json["items"]
+        return len(seen), items
+
+    add(1)
+    few, _ = count()
+    add(29)
+    many, items = count()
+    assert len(items) == 30 and len({c["operator"] for c in items}) == 30
+    assert many == few <= 3, (few, many)

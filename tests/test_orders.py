@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from gateway.db.models import Contact, Message, Order, Payment, Product, Ticket
 from gateway.db.transaction import in_transaction
-from gateway.desk import orders, replies
+from gateway.desk import orders, payments, replies
 from gateway.desk.inbox import RawPart, store_batch
 
 T0 = dt.datetime(2026, 11, 23, 9, 0, 0)
@@ -102,7 +102,7 @@ def test_payment_matched_by_unique_amount_then_confirmed(shop, sessionmaker):
 
     with sessionmaker.begin() as s:
         p, o = s.get(Payment, payment.id), s.get(Order, order.id)
-        orders.confirm_payment(s, p, o, user_id=None)
+        payments.confirm_payment(s, p, o, user_id=None)
     [order] = rows(sessionmaker, Order)
     assert order.status == "paid" and order.open_total is None
     assert rows(sessionmaker, Product)[0].stock == 98

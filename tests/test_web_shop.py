@@ -1,6 +1,7 @@
 """The shop's screens: confirming and rejecting payments, orders, products, reply templates."""
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import pytest
@@ -391,7 +392,7 @@ def test_simultaneous_double_click_confirms_once(app, db, make_user, monkeypatch
     import threading
     import time
 
-    from gateway.desk import orders
+    from gateway.desk import payments
 
     shop = arrange(db)
     make_user("sari", "sales")
@@ -404,13 +405,13 @@ def test_simultaneous_double_click_confirms_once(app, db, make_user, monkeypatch
         html = page(client.get("/payments"))
         tokens.append(CSRF_FIELD.search(html).group(1))
 
-    original = orders.confirm_payment
+    original = payments.confirm_payment
 
     def slow_confirm(*args, **kwargs):
         time.sleep(0.5)  # hold the row long enough for the other click to arrive
         return original(*args, **kwargs)
 
-    monkeypatch.setattr(orders, "confirm_payment", slow_confirm)
+    monkeypatch.setattr(payments, "confirm_payment", slow_confirm)
     statuses = []
 
     def click(client, token):
@@ -429,3 +430,30 @@ def test_simultaneous_double_click_confirms_once(app, db, make_user, monkeypatch
     assert len(outbound(db)) == 1
     assert db.scalar(select(func.count(AuditLog.id))
                      .where(AuditLog.action == "payment.confirm")) == 1
+
+
+def test_payments_page_statements_do_not_grow_with_the_payments(client, auth, db, statements):
+    """1 or 30 of each kind (matched, unmatched with orders to choose, decided): the same
+    number of statements, not one or two more per row."""
+    auth.login("sari", "sales")
+    phones = (f"+62812{n:07d}" for n in itertools.count(1000))
+
+    def add(n):
+        for _ in range(n):
+            arrange(db, phone=next(phones))
+            arrange(db, phone=next(phones), matched=False)
+            decided = db.get(Payment, arrange(db, phone=next(phones)).payment_id)
+            decided.status = "rejected"
+        db.commit()
+
+    def count():
+        with statements() as seen:
+            html = page(client.get("/payments"))
+        return len(seen), html
+
+    add(1)
+    few, _ = count()
+    add(29)
+    many, html = count()
+    assert html.count('<tr class="waiting"') == 60 and html.count(">rejected<") == 30
+    assert many == few <= 9, (few, many)

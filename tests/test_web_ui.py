@@ -236,3 +236,20 @@ def test_viewer_cannot_place_calls(make_app, make_ticket, make_user, db):
     ticket = make_ticket()
     assert auth.post(f"/tickets/{ticket.id}/call", {}).status_code == 403
     assert placed == []
+
+
+def test_ticket_list_pages_back_and_forth_keeping_its_filters(client, auth, db, make_ticket):
+    tickets = [make_ticket(phone=f"+62812{i:07d}", kind="complaint") for i in range(53)]
+    auth.login()
+    html = page(client.get("/?kind=complaint&status=all"))
+    assert html.count('href="/tickets/') == 50 and "Lebih baru" not in html
+    older = f"/?kind=complaint&amp;status=all&amp;before={tickets[3].id}"
+    assert older in html
+    html = page(client.get(older.replace("&amp;", "&")))
+    assert [t.id for t in tickets[:3] if f'href="/tickets/{t.id}"' in html] == \
+        [t.id for t in tickets[:3]]
+    assert html.count('href="/tickets/') == 3 and "Lebih lama" not in html
+    newer = f"/?kind=complaint&amp;status=all&amp;after={tickets[2].id}"
+    assert newer in html
+    html = page(client.get(newer.replace("&amp;", "&")))
+    assert html.count('href="/tickets/') == 50 and f'href="/tickets/{tickets[52].id}"' in html

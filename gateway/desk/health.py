@@ -56,6 +56,12 @@ def queued_count(session) -> int:
         Message.direction == "out", Message.status == "queued"))
 
 
+def attention_count(session) -> int:
+    """Inbound texts the pipeline marked for a person (it could not read or file them)."""
+    return session.scalar(select(func.count()).select_from(Message).where(
+        Message.direction == "in", Message.attention.is_not(None)))
+
+
 def register_modems(session, names: list[str]) -> None:
     """A row per configured modem, so health shows a modem before its first reading."""
     existing = set(session.scalars(select(Modem.name).where(Modem.name.in_(names))))

@@ -1,6 +1,6 @@
 """What a whole inbound text does to the helpdesk: contact, ticket, order, payment, reply.
 
-Runs inside the transaction that stores the text (rule 2 of the design), so a text and
+Runs inside the transaction that stores the text (rule 2 in the README), so a text and
 everything it causes are committed together or not at all. What the text means comes
 from gateway.desk.reader, a pure function; this module only acts on it.
 """
@@ -22,7 +22,7 @@ from gateway.db.models import (
     utcnow,
 )
 from gateway.db.transaction import batch_cached, batch_map
-from gateway.desk import orders, reader, replies
+from gateway.desk import orders, payments, reader, replies
 from gateway.desk.contacts import contact_for, open_ticket_for
 from gateway.desk.outbox import queue_message
 from gateway.sms.phone import is_reachable
@@ -173,8 +173,8 @@ def _problem_fields(problem) -> dict:
 def _payment(inbound: Inbound) -> None:
     reading, session = inbound.reading, inbound.session
     inbound.written()
-    order, reason = orders.match_order(session, inbound.contact.id, reading.amount,
-                                       reading.order_number)
+    order, reason = payments.match_order(session, inbound.contact.id, reading.amount,
+                                         reading.order_number)
     ticket = session.get(Ticket, order.ticket_id) if order and order.ticket_id else None
     if ticket is not None and ticket.status in OPEN_TICKET_STATUSES:
         ticket.status = "open"  # sales has something to check now
@@ -182,8 +182,8 @@ def _payment(inbound: Inbound) -> None:
     else:
         ticket = inbound.new_ticket("payment")
     matched = reason in ("matched", "matched_other_sender")
-    orders.record_payment(session, inbound.contact.id, reading.amount, reading.bank,
-                          reading.payer_name, order if matched else None, inbound.message.id)
+    payments.record_payment(session, inbound.contact.id, reading.amount, reading.bank,
+                            reading.payer_name, order if matched else None, inbound.message.id)
     if not matched:
         session.add(TicketEvent(ticket_id=ticket.id, kind="note",
                                 detail=f"payment not matched to an order: {reason}"))

@@ -1,4 +1,5 @@
-"""Orders against the catalogue, unique-code totals, and payments matched to orders.
+"""Orders against the catalogue, with unique-code totals; their payments are in
+gateway.desk.payments.
 
 Runs inside the transaction of the text that caused it (or of the sales person's click).
 """
@@ -8,8 +9,9 @@ import random
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import selectinload
 
-from gateway.db.models import Order, OrderItem, Payment, Product, utcnow
+from gateway.db.models import Order, OrderItem, Product, utcnow
 from gateway.db.transaction import batch_map
 
 OPEN_ORDER = "awaiting_payment"
@@ -81,78 +83,15 @@ def open_orders(session, contact_id: int) -> list[Order]:
         Order.contact_id == contact_id, Order.status == OPEN_ORDER).order_by(Order.id)))
 
 
-def prefetch_open_orders(session, contact_ids: list[int]) -> dict[int, list[Order]]:
-    """Open orders of several contacts in one query, for a batch's lookup table."""
+def prefetch_open_orders(session, contact_ids, *, with_items=False) -> dict[int, list[Order]]:
+    """Open orders of several contacts in one query (and their items in one more), for a
+    batch's lookup table or a page that lists them."""
     found = {contact_id: [] for contact_id in contact_ids}
-    for order in session.scalars(select(Order).where(
-            Order.contact_id.in_(contact_ids), Order.status == OPEN_ORDER).order_by(Order.id)):
+    if not found:
+        return found
+    query = select(Order).where(Order.contact_id.in_(contact_ids), Order.status == OPEN_ORDER)
+    if with_items:
+        query = query.options(selectinload(Order.items))
+    for order in session.scalars(query.order_by(Order.id)):
         found[order.contact_id].append(order)
     return found
-
-
-def match_order(session, contact_id: int, amount: int | None,
-                order_number: str | None) -> tuple[Order | None, str]:
-    """The open order a payment is for, and why: 'matched', 'wrong_amount',
-    'unknown_order', 'no_amount' or 'ambiguous' (the last four wait for a person)."""
-    candidates = open_orders(session, contact_id)
-    if order_number is not None:
-        order = next((o for o in candidates if o.number == order_number), None)
-        if order is None:
-            return None, "unknown_order"
-        if amount is not None and amount != order.total:
-            return order, "wrong_amount"
-        return order, "matched"
-    if amount is None:
-        return None, "no_amount"
-    by_amount = [o for o in candidates if o.total == amount]
-    if len(by_amount) == 1:
-        return by_amount[0], "matched"
-    if not candidates:
-        # Paid from another phone? The unique amount still names the order.
-        order = session.scalar(select(Order).where(Order.open_total == amount))
-        return (order, "matched_other_sender") if order is not None else (None, "unknown_order")
-    return None, "ambiguous" if by_amount else "wrong_amount"
-
-
-def record_payment(session, contact_id: int, amount: int | None, bank: str | None,
-                   payer_name: str | None, order: Order | None,
-                   message_id: int | None) -> Payment:
-    payment = Payment(contact_id=contact_id, order_id=order.id if order else None,
-                      message_id=message_id, amount=amount or 0, bank=bank,
-                      payer_name=payer_name, status="unverified", created_at=utcnow())
-    session.add(payment)
-    session.flush()
-    return payment
-
-
-class PaymentDecisionError(ValueError):
-    """A sentence for the sales person: why this confirmation cannot be done."""
-
-
-def confirm_payment(session, payment: Payment, order: Order | None, user_id: int) -> None:
-    """Sales saw the money: the payment is confirmed, the order paid and its stock taken."""
-    if payment.status != "unverified":
-        raise PaymentDecisionError(f"payment {payment.id} is already {payment.status}")
-    if order is None:
-        raise PaymentDecisionError("choose the order this payment is for")
-    if order.status != OPEN_ORDER:
-        raise PaymentDecisionError(f"order {order.number} is {order.status}, not awaiting payment")
-    for item in order.items:
-        product = session.get(Product, item.product_id)
-        if product.stock is not None:
-            if product.stock < item.quantity:
-                raise PaymentDecisionError(
-                    f"only {product.stock} of {product.code} left in stock for "
-                    f"{item.quantity} ordered; restock or cancel the order first")
-            product.stock -= item.quantity
-    now = utcnow()
-    payment.status, payment.order_id = "confirmed", order.id
-    payment.decided_by, payment.decided_at = user_id, now
-    order.status, order.paid_at, order.open_total = "paid", now, None
-
-
-def reject_payment(session, payment: Payment, user_id: int) -> None:
-    if payment.status != "unverified":
-        raise PaymentDecisionError(f"payment {payment.id} is already {payment.status}")
-    payment.status = "rejected"
-    payment.decided_by, payment.decided_at = user_id, utcnow()

@@ -36,6 +36,8 @@ def metrics():
     texts = Gauge("helpdesk_modem_texts", "texts since the modem was first configured",
                   ["modem", "outcome"], registry=registry)
     queued = Gauge("helpdesk_outbox_queued", "texts waiting to be sent", registry=registry)
+    attention = Gauge("helpdesk_messages_attention",
+                      "texts that came in and wait for a person to read them", registry=registry)
     for name, m in health.modem_colours(session, config, utcnow()).items():
         up.labels(name).set(1 if m["status"] == "up" else 0)
         colour.labels(name).set(HEALTH_VALUE[m["health"]])
@@ -49,4 +51,5 @@ def metrics():
         for outcome in ("received", "sent", "failed"):
             texts.labels(name, outcome).set(m[f"{outcome}_count"] or 0)
     queued.set(health.queued_count(session))
+    attention.set(health.attention_count(session))
     return Response(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

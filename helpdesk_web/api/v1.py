@@ -4,8 +4,9 @@ Authentication is a Bearer token (users.create_token). A token made for a user a
 with that user's role, so a viewer's token reads but cannot send; a token for no user
 is an integration's and may do everything the API offers.
 
-Lists are newest first. `before=ID` pages back in time and `after=ID` forward; `next` is
-the value to pass again in the same parameter for the following page, null at the end.
+Lists are newest first and paged by id cursors (helpdesk_web.pager): `before=ID` pages back
+in time and `after=ID` forward; `next` is the value to pass again in the same parameter for
+the following page, null at the end.
 """
 from __future__ import annotations
 
@@ -18,9 +19,10 @@ from gateway.db.models import TICKET_KINDS as KINDS
 from gateway.db.models import TICKET_STATUSES as STATUSES
 from gateway.db.models import Call, Contact, Message, Order, Payment, Ticket, utcnow
 from gateway.desk import health as health_module
-from gateway.desk import users
+from gateway.desk import payments, users
 from gateway.desk.outbox import OutboxError, queue_message
 from gateway.sms.phone import normalise
+from helpdesk_web import pager
 from helpdesk_web.api.serialize import (
     call_dict,
     contact_dict,
@@ -31,12 +33,13 @@ from helpdesk_web.api.serialize import (
     ticket_dict,
 )
 from helpdesk_web.auth import WRITERS
+from helpdesk_web.bounds import int_arg, json_int, json_object
 from helpdesk_web.db import get_db, helpdesk, notify_queued
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
-DEFAULT_LIMIT = 50
-MAX_LIMIT = 500
+# Who may say that money arrived, by API; the UI also lets a supervisor.
+PAYMENT_DECIDERS = ("admin", "sales")
 
 
 @bp.before_request
@@ -58,19 +61,11 @@ def require_token():
     g.token, g.api_user = token, user
 
 
-def _require_writer():
-    if g.api_user is not None and g.api_user.role not in WRITERS:
-        abort(403, f"the role {g.api_user.role!r} may read but not change anything")
-
-
-def _int_arg(name: str, default=None):
-    value = request.args.get(name)
-    if value is None or value == "":
-        return default
-    try:
-        return int(value)
-    except ValueError:
-        abort(400, f"{name} must be a whole number, not {value!r}")
+def _require_role(roles, doing: str) -> None:
+    """403 for a token whose user's role is not in `roles` (an integration's may all)."""
+    if g.api_user is not None and g.api_user.role not in roles:
+        abort(403, f"the role {g.api_user.role!r} may not {doing}; "
+                   f"only {', '.join(roles)} may")
 
 
 def _choice_arg(name: str, choices):
@@ -80,26 +75,10 @@ def _choice_arg(name: str, choices):
     return value
 
 
-def _page(query, column, serialize):
-    """One page of `query` by id cursor, as {"items": [...], "next": cursor or None}."""
-    limit = _int_arg("limit", DEFAULT_LIMIT)
-    if not 1 <= limit <= MAX_LIMIT:
-        abort(400, f"limit must be between 1 and {MAX_LIMIT}")
-    before, after = _int_arg("before"), _int_arg("after")
-    if before is not None:
-        query = query.where(column < before)
-    if after is not None:
-        # Forward from the cursor in id order, so no row between pages is skipped.
-        query = query.where(column > after).order_by(column.asc())
-    else:
-        query = query.order_by(column.desc())
-    rows = get_db().scalars(query.limit(limit + 1)).unique().all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    cursor = rows[-1].id if more else None
-    if after is not None:
-        rows.reverse()
-    return jsonify(items=[serialize(r) for r in rows], next=cursor)
+def _list(query, column, serialize):
+    """One page of `query`, as {"items": [...], "next": cursor or None}."""
+    found = pager.page(query, column)
+    return jsonify(items=[serialize(r) for r in found.items], next=found.next)
 
 
 def _phone_arg(name: str) -> str | None:
@@ -116,10 +95,11 @@ def health():
     config = helpdesk().config
     try:
         modems = health_module.modem_colours(get_db(), config, utcnow()).values()
+        attention = health_module.attention_count(get_db())
     except SQLAlchemyError:
         current_app.logger.warning("health: the database is not answering", exc_info=True)
         # 503, so a proxy in front of several UI processes stops sending people here.
-        return jsonify(status="down", db="down", modems=[]), 503
+        return jsonify(status="down", db="down", attention=None, modems=[]), 503
     # `status` is what the modem's worker last recorded (up, down, unknown); `health` adds
     # the thresholds of [health]: green, yellow, red.
     items = [{"name": m["name"], "status": m["status"], "health": m["health"],
@@ -127,11 +107,11 @@ def health():
              for m in modems]
     if items and all(m["health"] == "red" for m in items):
         status = "down"  # no modem can carry a text
-    elif all(m["health"] == "green" for m in items):
+    elif all(m["health"] == "green" for m in items) and not attention:
         status = "ok"
     else:
-        status = "degraded"
-    return jsonify(status=status, db="ok", modems=items)
+        status = "degraded"  # a weak modem, or texts waiting for a person to read them
+    return jsonify(status=status, db="ok", attention=attention, modems=items)
 
 
 @bp.route("/messages")
@@ -143,18 +123,16 @@ def messages():
     number = _phone_arg("number")
     if number:
         query = query.where(Message.number == number)
-    ticket = _int_arg("ticket")
+    ticket = int_arg("ticket")
     if ticket is not None:
         query = query.where(Message.ticket_id == ticket)
-    return _page(query, Message.id, message_dict)
+    return _list(query, Message.id, message_dict)
 
 
 @bp.route("/messages", methods=("POST",))
 def send_message():
-    _require_writer()
-    data = request.get_json(silent=True)
-    if not isinstance(data, dict):
-        abort(400, 'send a JSON object such as {"to": "0812 3456 7890", "text": "Halo"}')
+    _require_role(WRITERS, "send texts")
+    data = json_object('{"to": "0812 3456 7890", "text": "Halo"}')
     to, text = data.get("to"), data.get("text")
     if not isinstance(to, str) or not isinstance(text, str):
         abort(400, '"to" and "text" are both required and must be strings')
@@ -178,7 +156,7 @@ def send_message():
     return response, 202
 
 
-@bp.route("/messages/<int:message_id>")
+@bp.route("/messages/<id:message_id>")
 def message(message_id):
     row = get_db().get(Message, message_id)
     if row is None:
@@ -199,13 +177,13 @@ def tickets():
     kind = _choice_arg("kind", KINDS)
     if kind:
         query = query.where(Ticket.kind == kind)
-    contact = _int_arg("contact")
+    contact = int_arg("contact")
     if contact is not None:
         query = query.where(Ticket.contact_id == contact)
-    return _page(query, Ticket.id, ticket_dict)
+    return _list(query, Ticket.id, ticket_dict)
 
 
-@bp.route("/tickets/<int:ticket_id>")
+@bp.route("/tickets/<id:ticket_id>")
 def ticket(ticket_id):
     row = get_db().scalar(_ticket_query().where(Ticket.id == ticket_id))
     if row is None:
@@ -219,19 +197,53 @@ def contacts():
     phone = _phone_arg("phone")
     if phone:
         query = query.where(Contact.phone == phone)
-    return _page(query, Contact.id, contact_dict)
+    return _list(query, Contact.id, contact_dict)
 
 
 @bp.route("/orders")
 def orders():
-    return _page(select(Order).options(selectinload(Order.items)), Order.id, order_dict)
+    return _list(select(Order).options(selectinload(Order.items)), Order.id, order_dict)
 
 
-@bp.route("/payments")
-def payments():
-    return _page(select(Payment), Payment.id, payment_dict)
+@bp.route("/payments", endpoint="payments")
+def payment_list():
+    return _list(select(Payment), Payment.id, payment_dict)
 
 
 @bp.route("/calls")
 def calls():
-    return _page(select(Call), Call.id, call_dict)
+    return _list(select(Call).options(joinedload(Call.operator)), Call.id, call_dict)
+
+
+@bp.route("/payments/<id:payment_id>/confirm", methods=("POST",))
+def confirm_payment(payment_id):
+    """Confirm against the order the payment matched, or {"order_id": N}."""
+    _require_role(PAYMENT_DECIDERS, "decide payments")
+    data = json_object('{"order_id": 12}, or nothing to confirm the matched order',
+                       required=False)
+    return _decide(payments.confirm, payment_id, order_id=json_int(data, "order_id"))
+
+
+@bp.route("/payments/<id:payment_id>/reject", methods=("POST",))
+def reject_payment(payment_id):
+    _require_role(PAYMENT_DECIDERS, "decide payments")
+    return _decide(payments.reject, payment_id)
+
+
+def _decide(decide, payment_id: int, **kwargs):
+    """Run a payment decision for the token and commit it; the payment as it is now."""
+    user, db = g.api_user, get_db()
+    actor = payments.Actor(user.id if user else None,
+                           user.name if user else f"API token {g.token.name!r}", g.token.name)
+    try:
+        decision = decide(db, payment_id, actor, helpdesk().config.language, **kwargs)
+    except payments.PaymentNotFound as e:
+        abort(404, str(e))
+    except payments.PaymentConflict as e:  # decided already, order paid, stock gone
+        abort(409, str(e))
+    except payments.PaymentDecisionError as e:
+        abort(400, str(e))
+    db.commit()
+    if decision.message is not None:
+        notify_queued(decision.message.id)
+    return jsonify(payment_dict(decision.payment))

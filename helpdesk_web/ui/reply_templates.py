@@ -14,6 +14,8 @@ from helpdesk_web.db import get_db
 bp = Blueprint("reply_templates", __name__)
 
 EDITORS = ("admin",)
+# Three SMS of text with room for logic; and well inside MariaDB's 64 KiB TEXT column.
+MAX_SOURCE = 8000
 
 # Realistic values for every variable the reply templates use, so that a trial render
 # catches a typo'd variable and a text that grows past three SMS with real numbers.
@@ -84,7 +86,10 @@ def save(name, language):
     # A textarea sends CRLF; on a phone each \r would cost a character.
     source = request.form.get("source", "").replace("\r\n", "\n").strip()
     row = _stored(db, name, language)
-    error = replies.check_source(source, SAMPLE)
+    if len(source) > MAX_SOURCE:
+        error = f"the template is {len(source)} characters long; at most {MAX_SOURCE} fit"
+    else:
+        error = replies.check_source(source, SAMPLE)
     if error is not None:
         flash(f"Template tidak disimpan: {error}. (The template was not saved.)", "error")
         return _render_edit(name, language, source, edited=row is not None, error=error,

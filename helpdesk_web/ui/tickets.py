@@ -23,13 +23,14 @@ from gateway.desk.calls import CallFailed
 from gateway.desk.outbox import OutboxError, queue_message
 from gateway.desk.users import audit
 from gateway.sms.phone import is_reachable, normalise
+from helpdesk_web import pager
 from helpdesk_web.auth import WRITERS, login_required
+from helpdesk_web.bounds import MAX_ID, parse_int
 from helpdesk_web.db import get_db, helpdesk, notify_queued
 
 bp = Blueprint("tickets", __name__)
 
 STATUSES, KINDS = TICKET_STATUSES, TICKET_KINDS
-PAGE = 50
 CONVERSATION = 500  # newest messages shown on a ticket page
 
 
@@ -46,10 +47,8 @@ def index():
     status = request.args.get("status", "active")
     kind = request.args.get("kind", "")
     q = request.args.get("q", "").strip()
-    before = request.args.get("before", type=int)
 
-    query = (select(Ticket).options(joinedload(Ticket.contact), joinedload(Ticket.assignee))
-             .order_by(Ticket.id.desc()).limit(PAGE + 1))
+    query = select(Ticket).options(joinedload(Ticket.contact), joinedload(Ticket.assignee))
     if status == "active":
         query = query.where(Ticket.status.in_(OPEN_TICKET_STATUSES))
     elif status in STATUSES:
@@ -58,20 +57,15 @@ def index():
         query = query.where(Ticket.kind == kind)
     if q:
         query = query.where(_search(q))
-    if before is not None:
-        query = query.where(Ticket.id < before)
 
     db = get_db()
-    tickets = db.scalars(query).all()
-    older = tickets[PAGE - 1].id if len(tickets) > PAGE else None
-    tickets = tickets[:PAGE]
+    found = pager.page(query, Ticket.id)
     last_message = dict(db.execute(
         select(Message.ticket_id, func.max(Message.created_at))
-        .where(Message.ticket_id.in_([t.id for t in tickets]))
-        .group_by(Message.ticket_id)).all()) if tickets else {}
-    return render_template("tickets/list.html", tickets=tickets, last_message=last_message,
-                           status=status, kind=kind, q=q, older=older, before=before,
-                           statuses=STATUSES, kinds=KINDS)
+        .where(Message.ticket_id.in_([t.id for t in found.items]))
+        .group_by(Message.ticket_id)).all()) if found.items else {}
+    return render_template("tickets/list.html", page=found, last_message=last_message,
+                           status=status, kind=kind, q=q, statuses=STATUSES, kinds=KINDS)
 
 
 def _search(q: str):
@@ -84,8 +78,9 @@ def _search(q: str):
         Ticket.contact_id.in_(select(Contact.id).where(Contact.name.contains(q, autoescape=True))),
         Ticket.id.in_(select(Message.ticket_id).where(Message.text.contains(q, autoescape=True))),
     ]
-    if q.lstrip("#").isdigit():  # a ticket number, as the customer quotes it
-        conditions.append(Ticket.id == int(q.lstrip("#")))
+    number = parse_int(q.lstrip("#"), 1, MAX_ID)  # a ticket number, as the customer quotes it
+    if number is not None:
+        conditions.append(Ticket.id == number)
     return or_(*conditions)
 
 
@@ -96,7 +91,7 @@ def _ticket_or_404(db, ticket_id: int) -> Ticket:
     return ticket
 
 
-@bp.route("/tickets/<int:ticket_id>")
+@bp.route("/tickets/<id:ticket_id>")
 @login_required
 def view(ticket_id):
     db = get_db()
@@ -118,7 +113,7 @@ def _render_ticket(db, ticket: Ticket, reply_text: str = ""):
                            reachable=is_reachable(ticket.contact.phone))
 
 
-@bp.route("/tickets/<int:ticket_id>/reply", methods=("POST",))
+@bp.route("/tickets/<id:ticket_id>/reply", methods=("POST",))
 @login_required(roles=WRITERS)
 def reply(ticket_id):
     db = get_db()
@@ -150,7 +145,7 @@ def reply(ticket_id):
     return redirect(url_for("tickets.view", ticket_id=ticket.id, _anchor="reply"))
 
 
-@bp.route("/tickets/<int:ticket_id>/call", methods=("POST",))
+@bp.route("/tickets/<id:ticket_id>/call", methods=("POST",))
 @login_required(roles=WRITERS)
 def call(ticket_id):
     """Click-to-call: Asterisk rings the operator's softphone, then the customer."""
@@ -173,7 +168,7 @@ def call(ticket_id):
     return redirect(url_for("tickets.view", ticket_id=ticket.id))
 
 
-@bp.route("/tickets/<int:ticket_id>/status", methods=("POST",))
+@bp.route("/tickets/<id:ticket_id>/status", methods=("POST",))
 @login_required(roles=WRITERS)
 def set_status(ticket_id):
     db = get_db()
