@@ -1,4 +1,4 @@
-"""Rows as the plain dicts of the public JSON API (see CONTRACT.md for the field names)."""
+"""Rows as the plain dicts of the public JSON API (the README lists its fields)."""
 from __future__ import annotations
 
 import datetime as dt

@@ -1,4 +1,4 @@
-"""The JSON API under /api/v1, exactly the shapes of CONTRACT.md.
+"""The JSON API under /api/v1, exactly the shapes the README documents.
 
 Authentication is a Bearer token (users.create_token). A token made for a user acts
 with that user's role, so a viewer's token reads but cannot send; a token for no user
