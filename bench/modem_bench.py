@@ -299,28 +299,30 @@ class LogRecorder(logging.Handler):
 class RecordingDB(Database):
     """A Database whose outbox outcomes are time-stamped when their transaction commits."""
 
-    WATCHED = {"mark_sent": "sent", "release": "released", "mark_failed": "failed",
-               "mark_retry": "retry", "claim": "claim"}
+    KINDS = {"sent": "sent", "release": "released", "failed": "failed", "unknown": "failed",
+             "retry": "retry"}
 
     def __init__(self, real, events):
         self.real, self.events = real, events
 
     def run(self, fn, *args):
         d = self.real.run(fn, *args)
-        kind = self.WATCHED.get(getattr(fn, "__name__", ""))
-        if kind is not None and fn.__module__ == outbox_store.__name__:
-            def note(value):
-                if kind == "claim":
-                    detail = len(value)
-                elif kind == "sent":
-                    detail = args[1]  # the modem
-                else:
-                    detail = " / ".join(str(a)[:70] for a in args[1:3])
-                self.events.append((time.monotonic(), kind, args[0] if kind != "claim" else None,
-                                    detail))
+        name = getattr(fn, "__name__", "")
+        if fn.__module__ != outbox_store.__name__ or name not in ("claim", "finish"):
+            return d
+
+        def note(value):
+            at = time.monotonic()
+            if name == "claim":
+                self.events.append((at, "claim", None, len(value)))
                 return value
-            d.addCallback(note)
-        return d
+            outcome, (_status, claimed) = args[0], value
+            detail = outcome.modem if outcome.kind == "sent" else outcome.error[:70]
+            self.events.append((at, self.KINDS[outcome.kind], outcome.message_id, detail))
+            if claimed:
+                self.events.append((at, "claim", None, len(claimed)))
+            return value
+        return d.addCallback(note)
 
 
 def takeover(reactor, work: Path, call_timeout: float, count: int = 10):

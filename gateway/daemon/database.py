@@ -178,18 +178,11 @@ class OutboxComponent(_Component):
     def claim(self, node: str, now, limit: int) -> defer.Deferred:
         return self.run(outbox.claim, node, now, limit)
 
-    def release(self, message_id: int, reason: str) -> defer.Deferred:
-        return self.run(outbox.release, message_id, reason)
-
-    def mark_sent(self, message_id: int, modem: str, references, now) -> defer.Deferred:
-        return self.run(outbox.mark_sent, message_id, modem, references, now)
-
-    def mark_retry(self, message_id: int, error: str, now, attempts: int) -> defer.Deferred:
-        return self.run(outbox.mark_retry, message_id, error, now, attempts)
-
-    def mark_failed(self, message_id: int, error: str, status="failed",
-                    modem=None) -> defer.Deferred:
-        return self.run(outbox.mark_failed, message_id, error, status, modem)
+    def finish(self, outcome, now, max_attempts: int, node: str,
+               claim_next: int = 0) -> defer.Deferred:
+        """Record a send's outcome and claim the free modem's next texts, in one
+        transaction: fires with (status, claimed)."""
+        return self.run(outbox.finish, outcome, now, max_attempts, node, claim_next)
 
 
 class ModemsComponent(_Component):

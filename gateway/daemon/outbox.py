@@ -19,6 +19,7 @@ from twisted.internet import defer
 
 from gateway.daemon.periodic import Periodic
 from gateway.db.models import utcnow
+from gateway.desk.outbox import Outcome
 from gateway.modem.translate import (
     MAYBE_SENT_ERRORS,
     PERMANENT_SEND_ERRORS,
@@ -86,10 +87,11 @@ class OutboxDispatcher(Periodic):
         """Modems to send through: connected ones, or any not known to be down."""
         return [w for w in self.workers.values() if w.connected or w.last_error is None]
 
-    def _free(self) -> list:
-        """Modems that may take a text now: up, not sending, within their send_rate."""
+    def _free(self, also=None) -> list:
+        """Modems that may take a text now: up, not sending (or `also`, the one asking),
+        within their send_rate."""
         return [w for w in self._available()
-                if w.name not in self._sending and self._tokens(w) >= 1]
+                if (w is also or w.name not in self._sending) and self._tokens(w) >= 1]
 
     def _tokens(self, worker) -> float:
         """How many texts a modem may send now under its send_rate (a token bucket that
@@ -101,10 +103,10 @@ class OutboxDispatcher(Periodic):
         tokens, since = self._buckets.get(worker.name, (1.0, now))
         return min(1.0, tokens + (now - since) * rate / 60 + 1e-9)  # 1e-9: float dust
 
-    def _choose(self, item):
+    def _choose(self, item, also=None):
         """A free modem for this text: one whose prefixes route the number, else the one
         the customer wrote to, else the next in turn."""
-        ready = {w.name: w for w in self._free()}
+        ready = {w.name: w for w in self._free(also)}
         routed = [w for w in ready.values() if w.config.routes(item.number, self.country_code)]
         if routed:
             worker = routed[next(self._turn) % len(routed)]
@@ -123,59 +125,87 @@ class OutboxDispatcher(Periodic):
             worker = self._choose(item)
         except ModemUnavailable as e:
             # Nothing was tried: the text goes back, no attempt spent.
-            self._record(item, "given back", self.db.outbox.release, item.id, str(e))
+            self._finish(item, Outcome(item.id, "release", error=str(e)))
             return
+        self._begin(worker, item)
+
+    def _begin(self, worker, item):
         self._sending[worker.name] = d = defer.Deferred()
-        sent = self._send(item, worker)
 
         def done(_):
             self._sending.pop(worker.name, None)
             d.callback(None)
-            self.wake()  # the modem is free: its next text, now
-        sent.addBoth(done)
+            self.wake()  # the modem is free: whatever else waits, now
+        self._serve(worker, item).addBoth(done)
+
+    @defer.inlineCallbacks
+    def _serve(self, worker, item):
+        """Send `item`, then record it and claim this modem's next text in one
+        transaction; on while there is one for it (a text another free modem should
+        take is handed to that one)."""
+        while item is not None:
+            outcome = yield self._send(item, worker)
+            item = yield self._finish(item, outcome, self._claim_next(worker, outcome))
+            if item is None:
+                return
+            try:
+                target = self._choose(item, also=worker)
+            except ModemUnavailable as e:
+                yield self._finish(item, Outcome(item.id, "release", error=str(e)))
+                return
+            if target is not worker:
+                self._begin(target, item)
+                return
+
+    def _claim_next(self, worker, outcome) -> int:
+        """1 when this modem should take the next text at once: it is still up, within
+        its rate, and no other modem is free to share the queue (then the dispatcher
+        deals the texts out in turn)."""
+        if not self.running or outcome.kind == "release" or self._tokens(worker) < 1:
+            return 0
+        return 0 if any(w is not worker for w in self._free()) else 1
 
     @defer.inlineCallbacks
     def _send(self, item, worker):
-        """Send one text and record what became of it; never fails."""
-        now = lambda: utcnow(self.clock)  # noqa: E731 - read after the send, not before
-        outbox = self.db.outbox
+        """Send one text; fires with its Outcome (never fails)."""
         try:
             references = yield worker.send(item.number, item.text,
                                            self.config.delivery_reports)
         except ModemUnavailable as e:
-            yield self._record(item, "given back", outbox.release, item.id, str(e))
+            return Outcome(item.id, "release", error=str(e))
         except (PartialSend, ModemHung, *MAYBE_SENT_ERRORS) as e:
             # The modem stopped answering mid-send: the text may have left. Sending it
             # again could double it, so a person decides (README rule 4).
             log.warning("text %d to %s: %s; marked unknown", item.id, item.number, error_text(e))
             worker.counts["failed"] += 1
-            yield self._record(item, "unknown", outbox.mark_failed, item.id, error_text(e),
-                               "unknown", worker.name)
+            return Outcome(item.id, "unknown", worker.name, error_text(e))
         except (Unencodable, *PERMANENT_SEND_ERRORS) as e:
             log.warning("text %d to %s failed for good: %s", item.id, item.number, error_text(e))
             worker.counts["failed"] += 1
-            yield self._record(item, "failed", outbox.mark_failed, item.id, error_text(e),
-                               "failed", worker.name)
+            return Outcome(item.id, "failed", worker.name, error_text(e))
         except gammu.GSMError as e:
-            status = yield self._record(item, "to retry", outbox.mark_retry, item.id,
-                                        error_text(e), now(), self.config.send_attempts)
-            log.info("text %d to %s: %s; now %s", item.id, item.number, error_text(e), status)
+            return Outcome(item.id, "retry", worker.name, error_text(e))
         except Exception as e:
             # Not a modem answer: a bug or a crash in the binding. Whether the text left is
             # unknown, and sending it again could double it.
             log.exception("text %d: unexpected error while sending", item.id)
-            yield self._record(item, "unknown", outbox.mark_failed, item.id, error_text(e),
-                               "unknown", worker.name)
-        else:
-            worker.counts["sent"] += 1
-            yield self._record(item, "sent", outbox.mark_sent, item.id, worker.name,
-                               references, now())
+            return Outcome(item.id, "unknown", worker.name, error_text(e))
+        worker.counts["sent"] += 1
+        return Outcome(item.id, "sent", worker.name, references=tuple(references))
 
-    def _record(self, item, outcome: str, write, *args) -> defer.Deferred:
-        """Write a send's outcome; a failure is logged with the text it concerns (the
-        row stays `sending`, and becomes `unknown` at the next start)."""
-        def failed(failure):
-            log.error("text %d to %s: %s, but recording that failed; it stays 'sending' "
-                      "and becomes 'unknown' when the gateway next starts: %s", item.id,
-                      item.number, outcome, failure.getTraceback())
-        return write(*args).addErrback(failed)
+    @defer.inlineCallbacks
+    def _finish(self, item, outcome, claim_next=0):
+        """Write an outcome (and claim the next text); fires with that text or None. A
+        failure is logged with the text it concerns: the row stays `sending`, and
+        becomes `unknown` at the next start."""
+        try:
+            status, claimed = yield self.db.outbox.finish(
+                outcome, utcnow(self.clock), self.config.send_attempts, self.node, claim_next)
+        except Exception:
+            log.exception("text %d to %s: %s, but recording that failed; it stays 'sending' "
+                          "and becomes 'unknown' when the gateway next starts", item.id,
+                          item.number, outcome.kind)
+            return None
+        if outcome.kind == "retry":
+            log.info("text %d to %s: %s; now %s", item.id, item.number, outcome.error, status)
+        return claimed[0] if claimed else None

@@ -1,14 +1,14 @@
 """The outbox is the messages table: rows go queued -> sending -> sent | failed.
 
-These functions run inside a DBPool transaction (or a Flask request's session) and
-return plain data. The dispatcher that drives them lives in gateway/outbox.py.
+These functions run inside a daemon transaction (or a Flask request's session) and
+return plain data. The dispatcher that drives them lives in gateway/daemon/outbox.py.
 """
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import bindparam, case, insert, or_, select, update
 
 from gateway.db.models import Message, MessagePart, Ticket, utcnow
 
@@ -47,66 +47,117 @@ def queue_message(session, number: str, text: str, *, ticket_id=None, user_id=No
     return message
 
 
+# Built once: claim and finish run once per text sent, and building the statements each
+# time costs more than running them on SQLite.
+_DUE = (select(Message.id, Message.number, Message.text, Message.modem)
+        .where(Message.direction == "out", Message.status == "queued",
+               or_(Message.next_attempt_at.is_(None),
+                   Message.next_attempt_at <= bindparam("now")))
+        .order_by(Message.id).limit(bindparam("limit"))
+        .with_for_update(skip_locked=True))
+_TAKE = (update(Message)
+         .where(Message.id.in_(bindparam("ids", expanding=True)), Message.status == "queued")
+         .values(status="sending", claimed_by=bindparam("node"), attempts=Message.attempts + 1)
+         .execution_options(synchronize_session=False))
+
+
 def claim(session, node: str, now: dt.datetime, limit: int = 20) -> list[Outgoing]:
     """Mark up to `limit` due rows `sending` for this node and return them.
 
     FOR UPDATE SKIP LOCKED lets several gateway hosts share one MariaDB without sending a
-    row twice; SQLite ignores it and has only one writer anyway.
+    row twice; SQLite ignores it and has only one writer anyway. The UPDATE is
+    conditional on the row still being queued, and only rows it changed are returned.
     """
-    rows = session.scalars(
-        select(Message)
-        .where(Message.direction == "out", Message.status == "queued",
-               or_(Message.next_attempt_at.is_(None), Message.next_attempt_at <= now))
-        .order_by(Message.id).limit(limit)
-        .with_for_update(skip_locked=True)
-    ).all()
-    for row in rows:
-        row.status = "sending"
-        row.claimed_by = node
-        row.attempts += 1
+    rows = session.execute(_DUE, {"now": now, "limit": limit}).all()
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    taken = session.execute(_TAKE, {"ids": ids, "node": node}).rowcount
+    if taken < len(rows):  # another host took some first: hand out only what is ours
+        mine = set(session.scalars(select(Message.id).where(
+            Message.id.in_(ids), Message.status == "sending", Message.claimed_by == node)))
+        rows = [row for row in rows if row.id in mine]
     return [Outgoing(r.id, r.number, r.text, r.modem) for r in rows]
+
+
+def _set(session, ids: list[int], expect: str | None = None, **values) -> int:
+    """UPDATE the rows `ids` (still in status `expect`, if given); how many changed."""
+    query = update(Message).where(Message.id.in_(ids))
+    if expect is not None:
+        query = query.where(Message.status == expect)
+    return session.execute(query.values(**values).execution_options(
+        synchronize_session=False)).rowcount
 
 
 def release(session, message_id: int, reason: str) -> None:
     """Give a claimed text back untried (no modem could take it): no attempt is spent."""
-    message = session.get(Message, message_id)
-    message.status, message.claimed_by = "queued", None
-    message.attempts = max(0, message.attempts - 1)
-    message.last_error = reason[:255]
+    _set(session, [message_id], status="queued", claimed_by=None, last_error=reason[:255],
+         attempts=case((Message.attempts > 0, Message.attempts - 1), else_=0))
+
+
+_SENT = (update(Message).where(Message.id == bindparam("message_id"))
+         .values(status="sent", modem=bindparam("by"), sent_at=bindparam("at"),
+                 last_error=None)
+         .execution_options(synchronize_session=False))
 
 
 def mark_sent(session, message_id: int, modem: str, references: list[int], now) -> None:
-    message = session.get(Message, message_id)
-    message.status = "sent"
-    message.modem = modem
-    message.sent_at = now
-    message.last_error = None
-    for number, reference in enumerate(references, 1):
-        session.add(MessagePart(message_id=message_id, modem=modem, part_number=number,
-                                part_count=len(references), reference=reference,
-                                payload=b"", received_at=now))
+    session.execute(_SENT, {"message_id": message_id, "by": modem, "at": now})
+    if references:
+        session.execute(insert(MessagePart), [
+            dict(message_id=message_id, modem=modem, part_number=number,
+                 part_count=len(references), reference=reference, payload=b"",
+                 received_at=now) for number, reference in enumerate(references, 1)])
 
 
 def mark_retry(session, message_id: int, error: str, now, max_attempts: int) -> str:
     """A failure that may pass: queue again with backoff, or fail after the last attempt."""
-    message = session.get(Message, message_id)
-    message.last_error = error[:255]
-    if message.attempts >= max_attempts:
-        message.status = "failed"
-    else:
-        message.status = "queued"
-        message.next_attempt_at = now + backoff(message.attempts)
-    return message.status
+    attempts = session.scalar(select(Message.attempts).where(Message.id == message_id))
+    if attempts >= max_attempts:
+        _set(session, [message_id], status="failed", last_error=error[:255])
+        return "failed"
+    _set(session, [message_id], status="queued", last_error=error[:255],
+         next_attempt_at=now + backoff(attempts))
+    return "queued"
 
 
 def mark_failed(session, message_id: int, error: str, status: str = "failed",
                 modem: str | None = None) -> None:
     """A failure that will not pass (or, with status='unknown', one we cannot judge)."""
-    message = session.get(Message, message_id)
-    message.status = status
-    message.last_error = error[:255]
+    values = dict(status=status, last_error=error[:255])
     if modem:
-        message.modem = modem
+        values["modem"] = modem
+    _set(session, [message_id], **values)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one send: `kind` is sent, failed, unknown, retry (an error that may
+    pass) or release (never tried: back to the queue, no attempt spent)."""
+    message_id: int
+    kind: str
+    modem: str | None = None
+    error: str = ""
+    references: tuple[int, ...] = ()
+
+
+def finish(session, outcome: Outcome, now, max_attempts: int, node: str,
+           claim_next: int) -> tuple[str, list[Outgoing]]:
+    """Record `outcome` and, in the same transaction, claim up to `claim_next` texts
+    for the modem that is free again: (the text's status now, the texts claimed)."""
+    if outcome.kind == "sent":
+        mark_sent(session, outcome.message_id, outcome.modem, list(outcome.references), now)
+        status = "sent"
+    elif outcome.kind == "retry":
+        status = mark_retry(session, outcome.message_id, outcome.error, now, max_attempts)
+    elif outcome.kind == "release":
+        release(session, outcome.message_id, outcome.error)
+        status = "queued"
+    else:
+        mark_failed(session, outcome.message_id, outcome.error, outcome.kind, outcome.modem)
+        status = outcome.kind
+    claimed = claim(session, node, now, claim_next) if claim_next else []
+    return status, claimed
 
 
 def backoff(attempt: int) -> dt.timedelta:
