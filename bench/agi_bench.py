@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import datetime as dt
+import inspect
 import os
 import platform
 import random
@@ -85,8 +86,12 @@ def serve(url: str, port: int) -> None:
     engine = make_engine(url)
     pool = Database(make_sessionmaker(engine), reactor, size=pool_size(engine))  # as the daemon
     pool.startService()
+    # The dialplan's shared secret, where this version of the server asks for one.
+    secret = ({"secret": SECRET.encode()}
+              if "secret" in inspect.signature(FastAGIFactory).parameters else {})
     factory = FastAGIFactory(pool.calls, "ID", "id", reactor,
-                             db_concurrency=int(os.environ.get("AGI_DB_CONCURRENCY", "4")))
+                             db_concurrency=int(os.environ.get("AGI_DB_CONCURRENCY", "4")),
+                             **secret)
     reactor.listenTCP(port, factory, interface="127.0.0.1")
     reactor.addSystemEventTrigger("before", "shutdown", pool.stopService)
     print("ready", flush=True)
@@ -116,9 +121,12 @@ def forms(n: int) -> str:
                           f"0062{national}"])
 
 
+SECRET = "agi-bench-secret"  # passed as ?secret= as the dialplan does; see serve()
+
+
 def header(uniqueid: str, callerid: str) -> bytes:
-    lines = ["agi_network: yes", "agi_network_script: incoming",
-             "agi_request: agi://127.0.0.1:4573/incoming",
+    lines = ["agi_network: yes", f"agi_network_script: incoming?secret={SECRET}",
+             f"agi_request: agi://127.0.0.1:4573/incoming?secret={SECRET}",
              f"agi_channel: PJSIP/trunk-{uniqueid[-8:]}", "agi_language: en",
              "agi_type: PJSIP", f"agi_uniqueid: {uniqueid}", "agi_version: 22.1.1",
              f"agi_callerid: {callerid}", "agi_calleridname: unknown",
@@ -287,6 +295,15 @@ def main() -> int:
     return 0
 
 
+def _pool_threads(args) -> str:
+    """The DB pool's size as serve() makes it: pool_size() of the benchmark's SQLite."""
+    from sqlalchemy import create_engine
+
+    from gateway.daemon.database import pool_size
+    n = pool_size(create_engine("sqlite://"))
+    return f"{n} thread{'s' if n != 1 else ''} on SQLite"
+
+
 def write_markdown(path: Path, args, r, service_ms) -> None:
     today = dt.date.today().isoformat()
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -299,7 +316,7 @@ def write_markdown(path: Path, args, r, service_ms) -> None:
 - machine: {machine()}
 - Python {platform.python_version()}, SQLite {__import__('sqlite3').sqlite_version}, \
 database of {args.contacts:,} contacts (a third with an open ticket), WAL
-- server: the daemon's FastAGI server and DB pool (4 threads) in its own process on
+- server: the daemon's FastAGI server and DB pool ({_pool_threads(args)}, as in `helpdesk run`) in its own process on
   127.0.0.1; clients play Asterisk (agi_* header, `200 result=1` to every command)
 - a lookup: connect -> header -> caller lookup, call row (and for 10% unknown callers a
   contact and a `call` ticket) committed -> 7-8 `SET VARIABLE` round trips -> close

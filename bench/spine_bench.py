@@ -1,6 +1,7 @@
 """Benchmark of the SMS spine: new SMS -> ticket latency, 1,000-SMS burst, gammu-smsd baseline.
 
-Run:  .venv/bin/python bench/spine_bench.py [--runs-label TEXT] [--no-doc] [--keep]
+Run:  .venv/bin/python bench/spine_bench.py [--no-doc] [--keep] [--mysql URL|none]
+                                           [--burst N] [--probes N]
 
 What it measures, in one run (see docs/benchmarks.md for the write-up):
 
@@ -20,6 +21,14 @@ What it measures, in one run (see docs/benchmarks.md for the write-up):
 
 Only 127.0.0.1 is used; every process started here is stopped before the script exits;
 every phase has a deadline.
+
+MariaDB: --mysql URL (default $HELPDESK_BENCH_MYSQL_URL, else
+mysql+pymysql://root@127.0.0.1:3306/helpdesk_bench) names one database, which the MariaDB
+burst and gammu-smsd use in turn: it is emptied before each and left empty at the end
+(dropped if this script created it). Where MariaDB is not reachable (or --mysql none) or
+gammu-smsd is not installed, the script prints one `not measured: <what>: <why>` line per
+part it cannot run and measures the rest. docs/benchmarks.md and bench/results/ are
+written only by a run of every part at the default sizes (--burst 1000, --probes 20).
 """
 from __future__ import annotations
 
@@ -44,6 +53,7 @@ from pathlib import Path
 import gammu
 import pymysql
 from sqlalchemy import create_engine, func, select
+from sqlalchemy.engine import make_url
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -93,9 +103,14 @@ from gateway.sms.encoding import encode  # noqa: E402
 HELPDESK = str(Path(sys.executable).with_name("helpdesk"))
 GAMMU_SMSD = "/usr/bin/gammu-smsd"
 SMSD_SQL = "/usr/share/doc/gammu-smsd/examples/mysql.sql"
-MYSQL = dict(host="127.0.0.1", port=3306, user="root", password="")
-HELPDESK_DB = "helpdesk_bench"
-SMSD_DB = "smsd_bench"
+DEFAULT_MYSQL_URL = "mysql+pymysql://root@127.0.0.1:3306/helpdesk_bench"
+# Set by use_mysql() from --mysql: pymysql.connect() arguments and the one database that
+# the MariaDB burst and then gammu-smsd use (emptied before each phase).
+MYSQL: dict = {}
+MYSQL_URL = None
+HELPDESK_DB = SMSD_DB = None
+MYSQL_DB_CREATED = False  # the database did not exist before this run: drop it at the end
+MYSQL_DB_USED = False     # a phase emptied it: empty it again at the end
 
 BURST = 1000
 PROBES = 20
@@ -106,9 +121,57 @@ DB_POLL = 0.01
 PROCS: list[subprocess.Popen] = []
 RESULTS = REPO / "bench" / "results"
 DOC = REPO / "docs" / "benchmarks.md"
+RUN_ALL_BEGIN = "<!-- bench/run_all.py: begin -->"  # the markers of bench/run_all.py's section
+RUN_ALL_END = "<!-- bench/run_all.py: end -->"
 
 
 # -- small helpers ------------------------------------------------------------------------
+def use_mysql(url: str) -> None:
+    global MYSQL_URL, HELPDESK_DB, SMSD_DB
+    parsed = make_url(url)
+    MYSQL.clear()
+    MYSQL.update(host=parsed.host or "127.0.0.1", port=parsed.port or 3306,
+                 user=parsed.username or "root", password=parsed.password or "")
+    HELPDESK_DB = SMSD_DB = parsed.database or "helpdesk_bench"
+    MYSQL_URL = parsed.set(drivername="mysql+pymysql", database=HELPDESK_DB)
+
+
+def missing_requirements(mysql_url: str | None) -> dict:
+    """What is not there, by part: {"mariadb": why, "gammu-smsd": why}."""
+    missing = {}
+    if mysql_url is None:
+        missing["mariadb"] = "no MariaDB given (--mysql none)"
+    else:
+        try:
+            mysql_admin("SELECT 1")
+        except pymysql.MySQLError as e:
+            missing["mariadb"] = (f"MariaDB not reachable at {MYSQL['host']}:{MYSQL['port']} "
+                                  f"as {MYSQL['user']} ({e.args[-1] if e.args else e})")
+    if not (os.access(GAMMU_SMSD, os.X_OK) and os.path.isfile(SMSD_SQL)):
+        missing["gammu-smsd"] = (f"{GAMMU_SMSD} not installed (apt-get install gammu-smsd)")
+    elif "mariadb" in missing:
+        missing["gammu-smsd"] = "its SQL service needs MariaDB: " + missing["mariadb"]
+    return missing
+
+
+def empty_database(name: str) -> None:
+    """The database `name` with no tables (created if missing; never dropped, so its
+    character set, collation and grants stay as they are)."""
+    global MYSQL_DB_CREATED, MYSQL_DB_USED
+    MYSQL_DB_USED = True
+    exists = mysql_admin("SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
+                         args=(name,))
+    if not exists:
+        mysql_admin(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        MYSQL_DB_CREATED = True
+        return
+    tables = [row[0] for row in mysql_admin(
+        "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s", args=(name,))]
+    if tables:
+        mysql_admin("SET FOREIGN_KEY_CHECKS = 0",
+                    *[f"DROP TABLE IF EXISTS `{t}`" for t in tables], database=name)
+
+
 def log(*args):
     print(f"[{time.strftime('%H:%M:%S')}]", *args, flush=True)
 
@@ -138,6 +201,7 @@ listen = "127.0.0.1:{port}"
 secret_file = "{work}/session.key"
 [agi]
 listen = "127.0.0.1:{free_port()}"
+secret_file = "{work}/agi.secret"
 [[modem]]
 name = "modem1"
 connection = "none"
@@ -212,12 +276,12 @@ def wait_until(predicate, timeout, what, interval=0.05):
     raise TimeoutError(f"timed out after {timeout} s waiting for {what}")
 
 
-def mysql_admin(*statements, database=None):
-    conn = pymysql.connect(**MYSQL, database=database, autocommit=True)
+def mysql_admin(*statements, database=None, args=None):
+    conn = pymysql.connect(**MYSQL, database=database, autocommit=True, connect_timeout=5)
     try:
         with conn.cursor() as cur:
             for statement in statements:
-                cur.execute(statement)
+                cur.execute(statement, args)
             return cur.fetchall()
     finally:
         conn.close()
@@ -363,12 +427,12 @@ def bench_burst(work: Path, template: Path, backend: str) -> dict:
     if backend == "sqlite":
         url = f"sqlite:///{work}/helpdesk.db"
     else:
-        mysql_admin(f"DROP DATABASE IF EXISTS {HELPDESK_DB}",
-                    f"CREATE DATABASE {HELPDESK_DB} CHARACTER SET utf8mb4")
-        url = f"mysql+pymysql://root@127.0.0.1:3306/{HELPDESK_DB}"
+        empty_database(HELPDESK_DB)
+        url = MYSQL_URL.render_as_string(hide_password=False)
     config, port = write_config(work, url, device)
     helpdesk(config, "init")
-    engine = create_engine(url if backend == "sqlite" else url + "?charset=utf8mb4")
+    engine = create_engine(url if backend == "sqlite"
+                           else MYSQL_URL.update_query_dict({"charset": "utf8mb4"}))
     q_in = select(func.count()).select_from(Message).where(Message.direction == "in")
     q_tickets = select(func.count()).select_from(Ticket)
     q_acks = select(func.count()).select_from(Message).where(
@@ -461,7 +525,7 @@ def bench_burst(work: Path, template: Path, backend: str) -> dict:
 # -- 3. gammu-smsd on the same files -----------------------------------------------------------
 def smsd_setup(work: Path, device: Path) -> Path:
     """A fresh smsd_bench database with gammu-smsd's own schema, and its config file."""
-    mysql_admin(f"DROP DATABASE IF EXISTS {SMSD_DB}", f"CREATE DATABASE {SMSD_DB}")
+    empty_database(SMSD_DB)
     statements = [s.strip() for s in Path(SMSD_SQL).read_text().split(";")]
     mysql_admin(*[s for s in statements
                   if s and not all(line.startswith("--") or not line.strip()
@@ -477,9 +541,9 @@ model = dummy
 [smsd]
 service = sql
 driver = native_mysql
-host = 127.0.0.1
-user = root
-password =
+host = {MYSQL["host"]}{"" if MYSQL["port"] == 3306 else ":%d" % MYSQL["port"]}
+user = {MYSQL["user"]}
+password = {MYSQL["password"]}
 database = {SMSD_DB}
 logfile = {work / "smsd.log"}
 debuglevel = 0
@@ -560,40 +624,50 @@ def check_smsd_reads_sim_inject(work: Path) -> dict:
 
 
 # -- machine and versions --------------------------------------------------------------------
-def machine() -> dict:
+def machine(missing: dict) -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo")
                 if line.startswith("model name")), platform.processor())
     mem_kib = next(int(line.split()[1]) for line in open("/proc/meminfo")
                    if line.startswith("MemTotal:"))
     osr = dict(line.rstrip("\n").split("=", 1) for line in open("/etc/os-release") if "=" in line)
-    smsd = subprocess.run([GAMMU_SMSD, "--version"], capture_output=True, text=True).stdout
+    smsd = ("" if not os.access(GAMMU_SMSD, os.X_OK) else
+            subprocess.run([GAMMU_SMSD, "--version"], capture_output=True, text=True).stdout)
     return {
         "date": subprocess.run(["date", "-u"], capture_output=True, text=True).stdout.strip(),
         "nproc": os.cpu_count(), "cpu": cpu, "mem_gib": round(mem_kib / 1024 / 1024, 1),
         "os": osr.get("PRETTY_NAME", "").strip('"'), "kernel": platform.release(),
         "python": platform.python_version(),
-        "gammu_smsd": smsd.splitlines()[0].strip() if smsd else "?",
+        "gammu_smsd": smsd.splitlines()[0].strip() if smsd else "gammu-smsd not installed",
         "python_gammu": "python-gammu %s (libGammu %s)" % (gammu.Version()[2], gammu.Version()[0]),
-        "mariadb": mysql_admin("SELECT VERSION()")[0][0],
+        "mariadb": ("not measured" if "mariadb" in missing
+                    else mysql_admin("SELECT VERSION()")[0][0]),
     }
 
 
 # -- the report --------------------------------------------------------------------------------
-def summary(m, lat, bursts, smsd) -> str:
+def summary(results: dict) -> str:
+    """The figures of whatever parts ran, and a `not measured` line for each that did not."""
+    m = results["machine"]
     lines = ["", "=== spine benchmark summary ===",
-             f"{m['date']} | {m['nproc']} x {m['cpu']} | {m['mem_gib']} GiB | {m['os']}",
-             f"latency (SQLite, default poll, {lat['probes']} probes): p50 {lat['p50_ms']:.0f} ms, "
-             f"p95 {lat['p95_ms']:.0f} ms, max {lat['max_ms']:.0f} ms"]
-    for b in bursts:
+             f"{m['date']} | {m['nproc']} x {m['cpu']} | {m['mem_gib']} GiB | {m['os']}"]
+    lat = results.get("latency")
+    if lat:
+        lines.append(f"latency (SQLite, default poll, {lat['probes']} probes): p50 "
+                     f"{lat['p50_ms']:.0f} ms, p95 {lat['p95_ms']:.0f} ms, max {lat['max_ms']:.0f} ms")
+    for b in results.get("bursts", []):
         lines.append(
-            f"burst {b['backend']:7s}: start->1000 tickets+acks {b['wall_to_tickets_and_acks_s']:.2f} s; "
+            f"burst {b['backend']:7s}: start->{BURST} tickets+acks {b['wall_to_tickets_and_acks_s']:.2f} s; "
             f"first->last stored {b['first_to_last_stored_s']:.2f} s; start->first stored "
             f"{b['process_start_to_first_stored_s']:.2f} s; all acks sent "
             f"{b['wall_to_all_acks_sent_s'] or float('nan'):.2f} s; "
             f"RSS {b['rss_kib'].get('VmRSS', 0) / 1024:.0f} MiB (peak {b['rss_kib'].get('VmHWM', 0) / 1024:.0f})")
-    lines.append(f"gammu-smsd (MariaDB): start->1000 rows {smsd['wall_to_1000_rows_s']:.2f} s; "
-                 f"first->last {smsd['first_to_last_row_s']:.2f} s; "
-                 f"texts right {smsd['rows_matching']}/{smsd['rows']}")
+    smsd = results.get("smsd")
+    if smsd:
+        lines.append(f"gammu-smsd (MariaDB): start->{BURST} rows {smsd['wall_to_1000_rows_s']:.2f} s; "
+                     f"first->last {smsd['first_to_last_row_s']:.2f} s; "
+                     f"texts right {smsd['rows_matching']}/{smsd['rows']}")
+    for what, why in results.get("not_measured", {}).items():
+        lines.append(f"not measured: {what}: {why}")
     return "\n".join(lines)
 
 
@@ -611,10 +685,14 @@ def write_doc(latest: dict) -> None:
     m = latest["machine"]
     lat = latest["latency"]
     by = {b["backend"]: b for b in latest["bursts"]}
-    smsd = latest["smsd"]
+    smsd = latest.get("smsd")
+    not_measured = latest.get("not_measured", {})
 
     def s(x):
         return "–" if x is None else f"{x:.2f} s"
+
+    def smsd_s(key, r=smsd):
+        return s(r[key]) if r else "not measured"
 
     def mib(b):
         return f"{b['rss_kib'].get('VmRSS', 0) / 1024:.0f} MiB (peak {b['rss_kib'].get('VmHWM', 0) / 1024:.0f} MiB)"
@@ -663,10 +741,13 @@ def write_doc(latest: dict) -> None:
         "signal or status checks, no call handling and `send = 0`. Wall time from process "
         "start to 1,000 rows in `inbox`; the stored texts are compared with what was written.",
         "- The backup files are written as `gateway.modem.simulator.inject` writes them but with the PDU "
-        "type Deliver (see the finding on sim.inject below). gammu-smsd stored "
-        f"{smsd['rows_matching']}/{smsd['rows']} texts correctly (number and text), so Debian's "
-        "Gammu 1.42 dummy driver reads python-gammu 1.45's files.",
+        "type Deliver (see the finding on sim.inject below). "
+        + (f"gammu-smsd stored {smsd['rows_matching']}/{smsd['rows']} texts correctly (number "
+           "and text), so Debian's Gammu 1.42 dummy driver reads python-gammu 1.45's files."
+           if smsd else "gammu-smsd was not measured in this run."),
         "",
+        *[f"**Not measured in this run: {what}**: {why}." for what, why in not_measured.items()],
+        *([""] if not_measured else []),
         "## Figures (latest run)",
         "",
         "| What | Figure | Budget |",
@@ -675,10 +756,13 @@ def write_doc(latest: dict) -> None:
         f"p95 {lat['p95_ms']:.0f} ms, max {lat['max_ms']:.0f} ms | p95 < 1 s |",
     ]
     for name, key in (("SQLite", "sqlite"), ("MariaDB", "mariadb")):
-        b = by[key]
+        b = by.get(key)
+        if b is None:
+            lines.append(f"| Burst, {name} | not measured: {not_measured.get('burst on ' + name, '?')} | |")
+            continue
         lines.append(f"| Burst, {name}: start → 1,000 tickets + 1,000 acks queued | "
                      f"{s(b['wall_to_tickets_and_acks_s'])} | < gammu-smsd "
-                     f"({s(smsd['wall_to_1000_rows_s'])}) |")
+                     f"({smsd_s('wall_to_1000_rows_s')}) |")
         lines.append(f"| Burst, {name}: first → last text stored | "
                      f"{s(b['first_to_last_stored_s'])} (start → first: "
                      f"{s(b['process_start_to_first_stored_s'])}) | |")
@@ -686,10 +770,11 @@ def write_doc(latest: dict) -> None:
                      f"{s(b['wall_to_all_acks_sent_s'])} | |")
         lines.append(f"| `helpdesk run` memory after the {name} burst | {mib(b)} | < 200 MB |")
     lines += [
-        f"| gammu-smsd 1.42, MariaDB: start → 1,000 rows in inbox | "
-        f"{s(smsd['wall_to_1000_rows_s'])} (start → first row "
-        f"{s(smsd['process_start_to_first_row_s'])}, first → last {s(smsd['first_to_last_row_s'])}) "
-        "| reference |",
+        (f"| gammu-smsd 1.42, MariaDB: start → 1,000 rows in inbox | "
+         f"{s(smsd['wall_to_1000_rows_s'])} (start → first row "
+         f"{s(smsd['process_start_to_first_row_s'])}, first → last {s(smsd['first_to_last_row_s'])}) "
+         "| reference |") if smsd else
+        f"| gammu-smsd, MariaDB | not measured: {not_measured.get('gammu-smsd', '?')} | reference |",
         f"| Latency probes, each (ms) | {', '.join(f'{x:.0f}' for x in lat['all_ms'])} | |",
         "",
         "## Every run",
@@ -698,6 +783,12 @@ def write_doc(latest: dict) -> None:
         "| gammu-smsd | RSS after burst (SQLite / MariaDB) | Load 1 min |",
         "|---|---|---|---|---|---|---|---|",
     ]
+    def burst(b, backend):
+        return s(b[backend]["wall_to_tickets_and_acks_s"]) if backend in b else "not measured"
+
+    def rss(b, backend):
+        return f"{b[backend]['rss_kib'].get('VmRSS', 0) / 1024:.0f}" if backend in b else "–"
+
     for r in runs:
         b = {x["backend"]: x for x in r["bursts"]}
         la = r["latency"]
@@ -705,15 +796,25 @@ def write_doc(latest: dict) -> None:
         lines.append(
             f"| {r['machine']['date']} | {r['machine'].get('code', '?')} | "
             f"{la['p50_ms']:.0f} / {la['p95_ms']:.0f} / {la['max_ms']:.0f} ms | "
-            f"{s(b['sqlite']['wall_to_tickets_and_acks_s'])} | "
-            f"{s(b['mariadb']['wall_to_tickets_and_acks_s'])} | "
-            f"{s(r['smsd']['wall_to_1000_rows_s'])} | "
-            f"{b['sqlite']['rss_kib'].get('VmRSS', 0) / 1024:.0f} / "
-            f"{b['mariadb']['rss_kib'].get('VmRSS', 0) / 1024:.0f} MiB | "
+            f"{burst(b, 'sqlite')} | {burst(b, 'mariadb')} | "
+            f"{smsd_s('wall_to_1000_rows_s', r.get('smsd'))} | "
+            f"{rss(b, 'sqlite')} / {rss(b, 'mariadb')} MiB | "
             f"{min(loads, default=0):.1f}–{max(loads, default=0):.1f} |")
     lines += ["", FINDINGS]
     DOC.parent.mkdir(exist_ok=True)
-    DOC.write_text("\n".join(lines) + "\n")
+    # bench/run_all.py keeps its overview of every benchmark between these markers, right
+    # under the title: carry it over, so that running this script alone does not drop it.
+    kept = ""
+    if DOC.is_file():
+        old = DOC.read_text()
+        begin, end = old.find(RUN_ALL_BEGIN), old.find(RUN_ALL_END)
+        if 0 <= begin < end:
+            kept = old[begin:end + len(RUN_ALL_END)] + "\n\n"
+    text = "\n".join(lines) + "\n"
+    if kept:
+        title, rest = text.split("\n\n", 1)
+        text = f"{title}\n\n{kept}{rest}"
+    DOC.write_text(text)
 
 
 # What the diagnosis runs showed (bench/spine_bench.py --trace DIR and --profile DIR); the
@@ -753,6 +854,7 @@ the latency figures above.
 
 
 def main():
+    global PROFILE_DIR, TRACE_DIR, BURST, PROBES
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--keep", action="store_true", help="keep the work directory")
     parser.add_argument("--json", help="also write the raw results to this file")
@@ -765,24 +867,46 @@ def main():
     parser.add_argument("--no-doc", action="store_true",
                         help="do not rewrite docs/benchmarks.md (results are still saved)")
     parser.add_argument("--only", choices=["latency", "burst", "smsd"], action="append")
+    parser.add_argument("--mysql", metavar="URL|none",
+                        default=os.environ.get("HELPDESK_BENCH_MYSQL_URL") or DEFAULT_MYSQL_URL,
+                        help="the MariaDB database for the MariaDB burst and gammu-smsd "
+                        "(emptied; default $HELPDESK_BENCH_MYSQL_URL, else %(default)s); "
+                        "none: measure neither")
+    parser.add_argument("--burst", type=int, default=BURST,
+                        help="texts in the burst (default %(default)s; other sizes are a "
+                        "smoke run: neither saved in bench/results/ nor written to the doc)")
+    parser.add_argument("--probes", type=int, default=PROBES,
+                        help="latency probes (default %(default)s; see --burst)")
     args = parser.parse_args()
     only = set(args.only or ["latency", "burst", "smsd"])
-    global PROFILE_DIR, TRACE_DIR
+    default_sizes = (args.burst, args.probes) == (BURST, PROBES)
+    BURST, PROBES = args.burst, args.probes
     if args.trace:
         TRACE_DIR = args.trace.resolve()
         TRACE_DIR.mkdir(parents=True, exist_ok=True)
     if args.profile:
         PROFILE_DIR = args.profile.resolve()
         PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+    mysql_url = None if args.mysql.lower() == "none" else args.mysql
+    if mysql_url:
+        use_mysql(mysql_url)
+    missing = missing_requirements(mysql_url)
+    not_measured = {}
+    if "mariadb" in missing and "burst" in only:
+        not_measured["burst on MariaDB"] = missing["mariadb"]
+    if "gammu-smsd" in missing and "smsd" in only:
+        not_measured["gammu-smsd"] = missing["gammu-smsd"]
+    for what, why in not_measured.items():
+        print(f"not measured: {what}: {why}", flush=True)
     work = Path(tempfile.mkdtemp(prefix="spine-bench-"))
     log(f"work directory {work}; code: {SOURCE_LABEL}")
     import gateway
     log(f"gateway imported from {Path(gateway.__file__).parent}")
-    results = {}
+    results = {"not_measured": not_measured}
     try:
-        results["machine"] = machine()
+        results["machine"] = machine(missing)
         results["machine"]["code"] = SOURCE_LABEL
-        log("writing the 1,000 backup files")
+        log(f"writing the {BURST:,} backup files")
         template = make_burst_template(work)
         load = results["load"] = {}
 
@@ -792,23 +916,23 @@ def main():
             load[name] = [round(before, 2), round(os.getloadavg()[0], 2)]
             return value
 
-        if "smsd" in only:
+        if "smsd" in only and "gammu-smsd" not in not_measured:
             results["smsd"] = phase("gammu-smsd", bench_smsd, work, template)
             results["smsd_sim_inject"] = check_smsd_reads_sim_inject(work)
         if "burst" in only:
-            results["bursts"] = [phase("burst sqlite", bench_burst, work, template, "sqlite"),
-                                 phase("burst mariadb", bench_burst, work, template, "mariadb")]
+            results["bursts"] = [phase("burst sqlite", bench_burst, work, template, "sqlite")]
+            if "burst on MariaDB" not in not_measured:
+                results["bursts"].append(
+                    phase("burst mariadb", bench_burst, work, template, "mariadb"))
         if "latency" in only:
             results["latency"] = phase("latency", bench_latency, work)
         results["other_processes"] = busy_processes()
-        complete = only == {"latency", "burst", "smsd"}
-        if complete:
-            print(summary(results["machine"], results["latency"], results["bursts"],
-                          results["smsd"]))
-            print("load average (1 min) before/after each phase:", load)
+        every_part = only == {"latency", "burst", "smsd"}
+        print(summary(results))
+        print("load average (1 min) before/after each phase:", load)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=1, default=str))
-        if complete and not (PROFILE_DIR or TRACE_DIR):
+        if every_part and default_sizes and not (PROFILE_DIR or TRACE_DIR):
             RESULTS.mkdir(exist_ok=True)
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
             (RESULTS / f"spine-{stamp}.json").write_text(json.dumps(results, indent=1, default=str))
@@ -818,9 +942,12 @@ def main():
     finally:
         for proc in list(PROCS):
             stop(proc, grace=5)
-        for db in (HELPDESK_DB, SMSD_DB):
-            try:
-                mysql_admin(f"DROP DATABASE IF EXISTS {db}")
+        if mysql_url and "mariadb" not in missing:
+            try:  # leave the database as found: empty, or gone if this run created it
+                if MYSQL_DB_CREATED:
+                    mysql_admin(f"DROP DATABASE IF EXISTS `{HELPDESK_DB}`")
+                elif MYSQL_DB_USED:
+                    empty_database(HELPDESK_DB)
             except pymysql.MySQLError:
                 pass
         if SOURCE_DIR:

@@ -1,6 +1,7 @@
-"""A real browser (Debian's chromium, headless) logs in, opens a ticket and replies.
+"""A real browser (Chromium, headless) logs in, opens a ticket and replies.
 
-No skip: on a machine without chromium this test fails and says what to install.
+No skip: on a machine without Chromium this test fails and says what to install;
+`make test` installs it first (tests/system-deps.sh).
 """
 from __future__ import annotations
 
@@ -19,8 +20,23 @@ from werkzeug.serving import make_server
 
 from gateway.db.models import Message
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMEDRIVER = "/usr/bin/chromedriver"
+# Where the browser and its driver are, in the order tests/system-deps.sh looks:
+# HELPDESK_CHROMIUM and HELPDESK_CHROMEDRIVER, Debian's chromium and chromium-driver,
+# Ubuntu's chromium snap (which carries its driver).
+CANDIDATES = [("/usr/bin/chromium", "/usr/bin/chromedriver"),
+              ("/snap/bin/chromium", "/snap/bin/chromium.chromedriver")]
+
+
+def find_chromium() -> tuple[str, str]:
+    chosen = os.environ.get("HELPDESK_CHROMIUM"), os.environ.get("HELPDESK_CHROMEDRIVER")
+    candidates = [chosen] if any(chosen) else CANDIDATES
+    for browser, driver in candidates:
+        if all(path and os.access(path, os.X_OK) for path in (browser, driver)):
+            return browser, driver
+    pytest.fail("Chromium and its driver are missing ("
+                + ", ".join(f"{b} + {d}" for b, d in candidates) + "): run "
+                "`sh tests/system-deps.sh test` (as root or with sudo it installs them; "
+                "`make test` runs it first)", pytrace=False)
 
 
 @pytest.fixture
@@ -36,15 +52,16 @@ def live_server(app):
 
 @pytest.fixture
 def browser(tmp_path):
-    for path in (CHROMIUM, CHROMEDRIVER):
-        assert os.path.exists(path), f"{path} is missing: apt-get install chromium chromium-driver"
+    chromium, chromedriver = find_chromium()
     options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
+    options.binary_location = chromium
     for arg in ("--headless", "--no-sandbox", "--disable-gpu",
-                "--disable-background-networking", f"--user-data-dir={tmp_path / 'chromium'}"):
+                "--disable-background-networking"):
         options.add_argument(arg)
+    if not chromium.startswith("/snap/"):  # a snap has a /tmp of its own and makes its profile
+        options.add_argument(f"--user-data-dir={tmp_path / 'chromium'}")
     # An explicit driver path, so selenium-manager never tries to download one.
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
     driver.set_page_load_timeout(30)
     yield driver
     driver.quit()

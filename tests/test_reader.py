@@ -1,8 +1,7 @@
-"""gateway.desk.reader: the shared samples, our labelled set, the fields, and properties."""
+"""gateway.desk.reader: the project's sample texts, our labelled set, the fields, properties."""
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import pytest
@@ -19,57 +18,47 @@ from gateway.desk.reader import (
     read,
 )
 
-HERE = Path(__file__).resolve().parent
-LABELLED = HERE / "data" / "sms_labelled.tsv"
+DATA = Path(__file__).resolve().parent / "data"
+SAMPLES = DATA / "sms-examples.tsv"      # the project's sample texts, one per kind of SMS
+LABELLED = DATA / "sms_labelled.tsv"     # the larger labelled set
 
 
-def _samples_path() -> Path | None:
-    """The shared sample file beside the repository, or where HELPDESK_SAMPLES says."""
-    beside = Path(__file__).resolve().parents[2] / "shared" / "samples" / "sms-examples.tsv"
-    if beside.is_file():
-        return beside
-    env = os.environ.get("HELPDESK_SAMPLES")
-    if env:
-        path = Path(env)
-        if path.is_dir():
-            path = path / "sms-examples.tsv"
-        if path.is_file():
-            return path
-    return None
-
-
-def _rows(path: Path | None, what: str):
-    """Rows as pytest params; a missing file becomes one failing param, never a skip."""
-    if path is None or not path.is_file():
-        return [pytest.param(None, id=f"{what}-missing")]
+def _load(path: Path) -> list[dict]:
     with path.open(encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
-    return [pytest.param(row, id=f"{row['number']}") for row in rows]
+        return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
-def _check_row(row, what):
-    assert row is not None, (
-        f"{what} not found: expected ../shared/samples/sms-examples.tsv beside the "
-        "repository, or a path in HELPDESK_SAMPLES")
+def _rows(path: Path):
+    """Rows as pytest params; a missing file is an error at collection, never a skip."""
+    return [pytest.param(row, id=row["number"]) for row in _load(path)]
+
+
+def _check_row(row):
     reading = read(row["text"])
     want_amount = int(row["amount"]) if row["amount"].strip() else None
     assert (reading.intent, reading.amount) == (row["intent"], want_amount), (
         f"{row['text']!r} read as {reading}")
 
 
-@pytest.mark.parametrize("row", _rows(_samples_path(), "sample file"))
-def test_shared_samples(row):
-    _check_row(row, "The shared sample file")
+@pytest.mark.parametrize("row", _rows(SAMPLES))
+def test_sample_texts(row):
+    _check_row(row)
 
 
-@pytest.mark.parametrize("row", _rows(LABELLED, "labelled set"))
+@pytest.mark.parametrize("row", _rows(LABELLED))
 def test_labelled_set(row):
-    _check_row(row, "tests/data/sms_labelled.tsv")
+    _check_row(row)
+
+
+def test_sample_file_has_every_kind_of_text():
+    rows = _load(SAMPLES)
+    assert list(rows[0]) == ["number", "text", "intent", "amount"]
+    assert {r["intent"] for r in rows} >= {"order", "complaint", "payment", "status",
+                                           "register", "help", "stop", "other"}
 
 
 def test_labelled_set_is_large_and_varied():
-    with LABELLED.open(encoding="utf-8", newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
+    rows = _load(LABELLED)
     assert len(rows) >= 200
     intents = {r["intent"] for r in rows}
     assert intents >= {"order", "complaint", "payment", "status", "register", "help",
