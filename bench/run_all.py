@@ -24,7 +24,7 @@ by this script before and after the benchmarks (best of 3), which says how fast 
 busy the machine was.
 
 --quick runs every benchmark at small sizes, as a smoke test of the benchmarks themselves
-(tests/test_bench_runner.py runs it); its figures are not comparable with a full run, so
+(tests/deploy/test_bench_runner.py runs it); its figures are not comparable with a full run, so
 it writes pages only into a directory given with --docs. A benchmark that needs what this
 machine lacks (MariaDB, gammu-smsd) says `not measured: <what>: <why>` and measures the
 rest; a benchmark that fails or overruns its time is recorded as failed, and the others

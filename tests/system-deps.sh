@@ -6,7 +6,7 @@
 # install: Python 3.11+ with its venv module (Debian/Ubuntu: python3-venv); and, only where
 #          pip finds no python-gammu wheel for this Python and machine, what building it
 #          takes: libgammu-dev, pkg-config, a C compiler, Python's headers.
-# test:    the same, and Chromium with its WebDriver for tests/test_browser.py: Debian's
+# test:    the same, and Chromium with its WebDriver for tests/web/test_browser.py: Debian's
 #          chromium and chromium-driver; on Ubuntu, whose chromium is a snap, the chromium
 #          snap (it carries chromium.chromedriver). HELPDESK_CHROMIUM and
 #          HELPDESK_CHROMEDRIVER name another browser and driver (both, or neither).
@@ -93,7 +93,7 @@ sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Pyth
         || need_apt python3-dev "Python's headers to build python-gammu"
 }
 
-# -- Chromium and its WebDriver (tests/test_browser.py finds them the same way) ---------------
+# -- Chromium and its WebDriver (tests/web/test_browser.py finds them the same way) ---------------
 browser_found() {
     if [ -n "${HELPDESK_CHROMIUM:-}${HELPDESK_CHROMEDRIVER:-}" ]; then
         [ -x "${HELPDESK_CHROMIUM:-/nonexistent}" ] && [ -x "${HELPDESK_CHROMEDRIVER:-/nonexistent}" ]

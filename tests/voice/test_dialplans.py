@@ -22,7 +22,7 @@ from gateway.desk import calls
 from gateway.voice import ami
 from gateway.voice import fastagi as agi
 
-DIALPLANS = Path(__file__).resolve().parent.parent / "dialplans"
+DIALPLANS = Path(__file__).resolve().parents[2] / "dialplans"
 CONF_FILES = ("extensions.conf", "pjsip.conf", "queues.conf", "manager.conf")
 
 # Variables Asterisk itself sets that the dialplan or the server read.

@@ -18,7 +18,7 @@ from gateway.desk.reader import (
     read,
 )
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 SAMPLES = DATA / "sms-examples.tsv"      # the project's sample texts, one per kind of SMS
 LABELLED = DATA / "sms_labelled.tsv"     # the larger labelled set
 

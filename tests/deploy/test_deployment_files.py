@@ -26,7 +26,7 @@ import pytest
 
 from gateway.config import Config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SYSTEMD = ROOT / "systemd"
 LTSP = ROOT / "ltsp"
 DIALPLANS = ROOT / "dialplans"
