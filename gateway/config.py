@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +42,9 @@ class ModemConfig:
     gammu: dict  # python-gammu SetConfig dict
     prefixes: tuple[str, ...] = ()  # national prefixes this SIM sends to, e.g. "0811"
     send_rate: float | None = None  # texts per minute at most; None: as fast as it goes
+    ussd_balance: str | None = None  # USSD code that answers the SIM's credit, e.g. "*888#"
+    ussd_every: float = 21600.0      # seconds between two balance checks (6 hours)
+    balance_floor: int | None = None  # rupiah: below this the modem is yellow and alerts
 
     def routes(self, number: str, country_code: str = "62") -> bool:
         """Whether an E.164 number starts with one of this modem's prefixes."""
@@ -246,10 +250,23 @@ def _parse_ami(body, path):
 
 
 # The gateway's own keys in a [[modem]] table; everything else goes to Gammu.
-OWN_MODEM_KEYS = ("prefixes", "send_rate")
+OWN_MODEM_KEYS = ("prefixes", "send_rate", "ussd_balance", "ussd_every", "balance_floor")
+_USSD_CODE = re.compile(r"[*#][0-9*#]{1,30}")
 
 
 def _modem_option(path, where, key, value):
+    if key == "ussd_balance":
+        if not isinstance(value, str) or not _USSD_CODE.fullmatch(value):
+            raise ConfigError(path, where, 'must be a USSD code of digits, * and #, like "*888#"')
+        return value
+    if key == "ussd_every":
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 60:
+            raise ConfigError(path, where, "must be a number of seconds, at least 60")
+        return float(value)
+    if key == "balance_floor":
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConfigError(path, where, "must be a whole number of rupiah, 0 or more")
+        return value
     if key == "prefixes":
         if not isinstance(value, list) or not all(
                 isinstance(p, str) and p.lstrip("+").isdigit() for p in value):

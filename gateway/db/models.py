@@ -9,6 +9,7 @@ import datetime as dt
 from sqlalchemy import (
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     ForeignKey,
     Index,
@@ -109,6 +110,15 @@ class Modem(Base):
     received_count: Mapped[int] = mapped_column(Integer, default=0)
     sent_count: Mapped[int] = mapped_column(Integer, default=0)
     failed_count: Mapped[int] = mapped_column(Integer, default=0)
+    # The SIM's prepaid credit, from the USSD answer to the modem's ussd_balance code:
+    # the answer as it came, and what could be read from it (None where nothing could).
+    balance: Mapped[int | None] = mapped_column(BigInteger)  # rupiah
+    balance_expiry: Mapped[dt.date | None] = mapped_column(Date)
+    balance_text: Mapped[str | None] = mapped_column(String(255))
+    balance_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # SIM storage: texts on it and its size, from GetSMSStatus
+    sim_used: Mapped[int | None] = mapped_column(Integer)
+    sim_size: Mapped[int | None] = mapped_column(Integer)
 
 
 class Ticket(Base):
