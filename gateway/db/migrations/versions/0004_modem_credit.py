@@ -12,22 +12,22 @@ branch_labels = None
 depends_on = None
 
 COLUMNS = [
-    sa.Column("balance", sa.BigInteger(), nullable=True),
-    sa.Column("balance_expiry", sa.Date(), nullable=True),
-    sa.Column("balance_text", sa.String(length=255), nullable=True),
-    sa.Column("balance_at", sa.DateTime(), nullable=True),
-    sa.Column("sim_used", sa.Integer(), nullable=True),
-    sa.Column("sim_size", sa.Integer(), nullable=True),
+    ("balance", sa.BigInteger),
+    ("balance_expiry", sa.Date),
+    ("balance_text", lambda: sa.String(length=255)),
+    ("balance_at", sa.DateTime),
+    ("sim_used", sa.Integer),
+    ("sim_size", sa.Integer),
 ]
 
 
 def upgrade():
     with op.batch_alter_table("modems", schema=None) as batch_op:
-        for column in COLUMNS:
-            batch_op.add_column(column.copy())
+        for name, kind in COLUMNS:
+            batch_op.add_column(sa.Column(name, kind(), nullable=True))
 
 
 def downgrade():
     with op.batch_alter_table("modems", schema=None) as batch_op:
-        for column in reversed(COLUMNS):
-            batch_op.drop_column(column.name)
+        for name, _kind in reversed(COLUMNS):
+            batch_op.drop_column(name)
