@@ -46,7 +46,7 @@ def create_app(config: Config, sessionmaker, *, secret_key: bytes, on_queued=Non
     from helpdesk_web import auth, db, errors
     from helpdesk_web.api import metrics
     from helpdesk_web.api import v1 as api
-    from helpdesk_web.ui import inbox, reply_templates, shop, tickets
+    from helpdesk_web.ui import inbox, modems, reply_templates, shop, tickets
 
     # Before the blueprints: their routes are compiled against the converters.
     app.url_map.converters["id"] = bounds.IdConverter
@@ -60,6 +60,7 @@ def create_app(config: Config, sessionmaker, *, secret_key: bytes, on_queued=Non
     app.register_blueprint(shop.bp)
     app.register_blueprint(reply_templates.bp)
     app.register_blueprint(inbox.bp)
+    app.register_blueprint(modems.bp)
     app.register_blueprint(api.bp)
     app.register_blueprint(metrics.bp)
     errors.register(app)

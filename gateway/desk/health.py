@@ -31,22 +31,31 @@ def colour(status: str, signal_percent, last_seen, now: dt.datetime, config) -> 
     return GREEN
 
 
+FIELDS = ("status", "signal_percent", "battery_percent", "operator", "network", "imei",
+          "last_seen", "last_error", "sent_count", "received_count", "failed_count",
+          "balance", "balance_expiry", "balance_text", "balance_at", "sim_used", "sim_size")
+
+
 def modem_colours(session, config, now) -> dict[str, dict]:
-    """Every configured modem's row as plain data, with its colour."""
+    """Every configured modem's row as plain data, with its colour: a modem that is
+    green by its readings is yellow while its credit is under `balance_floor`."""
     rows = {m.name: m for m in session.scalars(select(Modem))}
     found = {}
     for modem in config.modems:
         row = rows.get(modem.name)
-        data = {"name": modem.name, "status": row.status if row else "unknown",
-                "signal_percent": row.signal_percent if row else None,
-                "battery_percent": row.battery_percent if row else None,
-                "operator": row.operator if row else None,
-                "last_seen": row.last_seen if row else None,
-                "sent_count": row.sent_count if row else 0,
-                "received_count": row.received_count if row else 0,
-                "failed_count": row.failed_count if row else 0}
+        data = {"name": modem.name}
+        data.update({field: getattr(row, field) if row else None for field in FIELDS})
+        data["status"] = data["status"] or "unknown"
+        for count in ("sent_count", "received_count", "failed_count"):
+            data[count] = data[count] or 0
+        data["balance_floor"] = modem.balance_floor
+        data["low_balance"] = (modem.balance_floor is not None and data["balance"] is not None
+                               and data["balance"] < modem.balance_floor)
+        data["sim_full"] = bool(data["sim_size"]) and data["sim_used"] >= data["sim_size"]
         data["health"] = colour(data["status"], data["signal_percent"], data["last_seen"],
                                 now, config)
+        if data["health"] == GREEN and data["low_balance"]:
+            data["health"] = YELLOW
         found[modem.name] = data
     return found
 
@@ -89,7 +98,9 @@ def record(session, name: str, readings: dict | None, error: str | None, now,
     modem.last_error = None
     for key, value in readings.items():
         if value is not None:
-            setattr(modem, key, value if not isinstance(value, str) else value[:64])
+            if isinstance(value, str):  # cut to the column: a modem's answer is not ours
+                value = value[:Modem.__table__.c[key].type.length]
+            setattr(modem, key, value)
 
 
 def alerts_due(session, config, now, alerted: set) -> list[str]:
@@ -105,6 +116,14 @@ def alerts_due(session, config, now, alerted: set) -> list[str]:
             alerted.discard(key)
             texts.append(replies.render("alert_modem_up", config.language, session,
                                         modem=name))
+        key = f"balance:{name}"
+        if modem["low_balance"] and key not in alerted:
+            alerted.add(key)  # once; told again only after it was topped up and fell again
+            texts.append(replies.render("alert_low_balance", config.language, session,
+                                        modem=name, balance=modem["balance"],
+                                        floor=modem["balance_floor"]))
+        elif not modem["low_balance"] and modem["balance"] is not None:
+            alerted.discard(key)
     queued = queued_count(session)
     if queued >= config.alert_backlog and "backlog" not in alerted:
         alerted.add("backlog")

@@ -35,6 +35,14 @@ def metrics():
                  registry=registry)
     texts = Gauge("helpdesk_modem_texts", "texts since the modem was first configured",
                   ["modem", "outcome"], registry=registry)
+    balance = Gauge("helpdesk_modem_balance_rupiah", "the SIM's prepaid credit, from USSD",
+                    labels, registry=registry)
+    floor = Gauge("helpdesk_modem_balance_floor_rupiah", "credit under which it alerts",
+                  labels, registry=registry)
+    sim_used = Gauge("helpdesk_modem_sim_used", "texts held on the SIM", labels,
+                     registry=registry)
+    sim_size = Gauge("helpdesk_modem_sim_size", "texts the SIM can hold", labels,
+                     registry=registry)
     queued = Gauge("helpdesk_outbox_queued", "texts waiting to be sent", registry=registry)
     attention = Gauge("helpdesk_messages_attention",
                       "texts that came in and wait for a person to read them", registry=registry)
@@ -48,6 +56,10 @@ def metrics():
         if m["last_seen"] is not None:
             # stored as naive UTC
             seen.labels(name).set(m["last_seen"].replace(tzinfo=dt.UTC).timestamp())
+        for gauge, field in ((balance, "balance"), (floor, "balance_floor"),
+                             (sim_used, "sim_used"), (sim_size, "sim_size")):
+            if m[field] is not None:
+                gauge.labels(name).set(m[field])
         for outcome in ("received", "sent", "failed"):
             texts.labels(name, outcome).set(m[f"{outcome}_count"] or 0)
     queued.set(health.queued_count(session))

@@ -114,6 +114,27 @@ def health():
     return jsonify(status=status, db="ok", attention=attention, modems=items)
 
 
+MODEM_FIELDS = ("name", "status", "health", "signal_percent", "battery_percent", "operator",
+                "network", "imei", "last_seen", "last_error", "received_count", "sent_count",
+                "failed_count", "balance", "balance_expiry", "balance_text", "balance_at",
+                "balance_floor", "low_balance", "sim_used", "sim_size", "sim_full")
+
+
+@bp.route("/modems")
+def modems():
+    """Every configured modem as the health monitor last recorded it (not paged: a
+    gateway has a handful)."""
+    rows = health_module.modem_colours(get_db(), helpdesk().config, utcnow()).values()
+    items = []
+    for m in rows:
+        item = {field: m[field] for field in MODEM_FIELDS}
+        item["last_seen"], item["balance_at"] = iso(m["last_seen"]), iso(m["balance_at"])
+        expiry = m["balance_expiry"]
+        item["balance_expiry"] = expiry.isoformat() if expiry else None
+        items.append(item)
+    return jsonify(items=items, next=None)
+
+
 @bp.route("/messages")
 def messages():
     query = select(Message)
