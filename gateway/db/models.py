@@ -247,6 +247,8 @@ class Product(Base):
     price: Mapped[int] = mapped_column(BigInteger)
     stock: Mapped[int | None] = mapped_column(Integer)  # None: not counted (vouchers)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # Days of warranty from the day an item is sold; None: the product has no warranty.
+    warranty_days: Mapped[int | None] = mapped_column(Integer)
 
 
 class Order(Base):
@@ -282,6 +284,48 @@ class OrderItem(Base):
     code: Mapped[str] = mapped_column(String(32))
     quantity: Mapped[int] = mapped_column(Integer)
     unit_price: Mapped[int] = mapped_column(BigInteger)
+
+
+WARRANTY_STATES = ("received", "in_repair", "replaced", "returned")
+
+
+class SoldItem(Base):
+    """One item sold, by its serial number (upper case, unique in the shop), with the day
+    its warranty ends. A replacement is a new row that `replaces` the item it stands for."""
+    __tablename__ = "sold_items"
+    __table_args__ = (Index(None, "order_item_id"), Index(None, "contact_id"), MYSQL)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    serial: Mapped[str] = mapped_column(String(40), unique=True)
+    product_id: Mapped[int] = mapped_column(ForeignKey("products.id"))
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"), index=True)
+    order_item_id: Mapped[int | None] = mapped_column(ForeignKey("order_items.id"))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    sold_on: Mapped[dt.date] = mapped_column(Date)
+    warranty_until: Mapped[dt.date | None] = mapped_column(Date)  # None: no warranty
+    replaces_id: Mapped[int | None] = mapped_column(ForeignKey("sold_items.id"))
+    replaced_by_id: Mapped[int | None] = mapped_column(ForeignKey("sold_items.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    product: Mapped[Product] = relationship()
+
+
+class WarrantyClaim(Base):
+    """A warranty ticket's item and its repair state (WARRANTY_STATES), with the time
+    each state was reached."""
+    __tablename__ = "warranty_claims"
+    __table_args__ = (Index(None, "item_id", "id"), MYSQL)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("tickets.id"), unique=True)
+    item_id: Mapped[int] = mapped_column(ForeignKey("sold_items.id"))
+    state: Mapped[str] = mapped_column(String(16), default="received")
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    received_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    in_repair_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    replaced_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    returned_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+    item: Mapped[SoldItem] = relationship()
 
 
 class Payment(Base):

@@ -19,10 +19,11 @@ from gateway.db.models import (
     Product,
     Ticket,
     TicketEvent,
+    WarrantyClaim,
     utcnow,
 )
 from gateway.db.transaction import batch_cached, batch_map
-from gateway.desk import orders, payments, reader, replies
+from gateway.desk import orders, payments, reader, replies, warranty
 from gateway.desk.contacts import contact_for, open_ticket_for
 from gateway.desk.outbox import queue_message
 from gateway.sms.phone import is_reachable
@@ -242,6 +243,58 @@ def _opt(opted_out: bool, template: str):
     return handler
 
 
+def _warranty(inbound: Inbound) -> None:
+    """GARANSI <serial>: the item's warranty; with more text, a claim on a warranty ticket.
+    Someone else's item is answered by its warranty alone, never its owner's data."""
+    reading, session = inbound.reading, inbound.session
+    serial = reading.serial
+    item = warranty.lookup(session, serial) if serial else None
+    note = (reading.note or "")[:1000] or None
+    if item is None:
+        # A person looks: a serial we do not know, or none that could be read.
+        ticket = inbound.new_ticket("warranty")
+        session.add(TicketEvent(ticket_id=ticket.id, kind="note", detail=(
+            f"warranty: serial {serial} not found" if serial else
+            f"warranty: no serial read ({', '.join(reading.problems) or 'none'})")))
+        inbound.reply("warranty_not_found", ticket, serial=serial or "",
+                      ticket_number=ticket.number)
+        return
+    inbound.written()
+    mine = item.contact_id == inbound.contact.id
+    state = warranty.status(item)
+    fields = dict(serial=item.serial, warranty=state.warranty,
+                  until=warranty.date_text(state.until))
+    if note is None:
+        if inbound.open_ticket is not None:
+            inbound.attach(inbound.open_ticket)
+        product = session.get(Product, item.product_id) if mine else None
+        inbound.reply("warranty_status", inbound.open_ticket,
+                      product=product.name[:40] if product else "", **fields)
+        return
+    claim = _open_claim_of(session, item, inbound.contact.id)
+    if claim is not None:  # the same claim again: the text joins its ticket
+        ticket = session.get(Ticket, claim.ticket_id)
+        if ticket.status == "pending":
+            ticket.status = "open"
+        inbound.attach(ticket)
+    else:
+        ticket = inbound.new_ticket("warranty")
+        warranty.open_claim(session, item, ticket)
+        if not mine:
+            session.add(TicketEvent(ticket_id=ticket.id, kind="note", detail=(
+                "warranty: the sender is not the customer this item was sold to")))
+    inbound.reply("warranty_claim_ack", ticket, ticket_number=ticket.number, **fields)
+
+
+def _open_claim_of(session, item, contact_id: int):
+    """This sender's claim on this item whose ticket is still open, if any."""
+    return session.scalar(
+        select(WarrantyClaim).join(Ticket, Ticket.id == WarrantyClaim.ticket_id)
+        .where(WarrantyClaim.item_id == item.id, Ticket.contact_id == contact_id,
+               Ticket.status.in_(OPEN_TICKET_STATUSES))
+        .order_by(WarrantyClaim.id.desc()).limit(1))
+
+
 HANDLERS = {
     "order": _order,
     "payment": _payment,
@@ -251,6 +304,7 @@ HANDLERS = {
     "start": _opt(False, "started"),
     "stop": _opt(True, "stopped"),
     "help": _help,
+    "warranty": _warranty,
     "reply": _question,
     "other": _question,
 }

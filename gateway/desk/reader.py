@@ -35,6 +35,7 @@ KEYWORDS = {
     "help": "help", "bantuan": "help", "info": "help",
     "stop": "stop", "unreg": "stop", "berhenti": "stop", "unsubscribe": "stop",
     "start": "start",
+    "garansi": "warranty", "warranty": "warranty",
 }
 
 # How Indonesians shorten or misspell words, mapped to one canonical word so that the
@@ -200,7 +201,7 @@ _FUTURE_RE = re.compile(r"\b(?:mau|akan|nanti|besok|rencana|pengen|ingin|will|wa
 # --------------------------------------------------------------------------------------
 
 INTENTS = ("order", "complaint", "payment", "status", "register", "help", "stop", "start",
-           "reply", "other")
+           "reply", "other", "warranty")
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +232,7 @@ class Reading:
     bank: str | None = None
     payer_name: str | None = None
     name: str | None = None           # REG/DAFTAR
+    serial: str | None = None         # GARANSI: an item's serial number, upper case
     problems: tuple[str, ...] = ()
 
 
@@ -813,10 +815,31 @@ def _read_complaint(text, toks, canon, k, ctx, hard):
                    problems=() if body else ("no_text",))
 
 
+# GARANSI <serial> [text]: a serial is 4..40 letters, digits, "-" and "/" (the field
+# separators " ", "#", "," and "." end it).
+_SERIAL_RE = re.compile(r"[A-Za-z0-9/-]{4,40}")
+_SERIAL_FIELD_RE = re.compile(r"[\s#,.:;]*([^\s#,.:;]*)")
+
+
+def _read_warranty(text, toks, canon, k, ctx, hard):
+    kw = toks[k]
+    m = _SERIAL_FIELD_RE.match(text, kw.end)
+    field = m.group(1)
+    rest = text[m.end():].lstrip(" \t\r\n#:.,;-=>").strip() or None
+    if not hard and not (field and any(c.isdigit() for c in field)):
+        return None     # "min, garansinya berapa lama?" is a question for a person
+    if not field:
+        return Reading("warranty", text, keyword=kw.raw.upper(), problems=("no_serial",))
+    if not _SERIAL_RE.fullmatch(field) or not any(c.isalnum() for c in field):
+        return Reading("warranty", text, keyword=kw.raw.upper(), note=rest,
+                       problems=("bad_serial",))
+    return Reading("warranty", text, keyword=kw.raw.upper(), serial=field.upper(), note=rest)
+
+
 _KEYWORD_READERS = {
     "order": _read_order, "payment": _read_payment, "status": _read_status,
     "register": _read_register, "help": _read_help, "stop": _read_stop,
-    "start": _read_start, "complaint": _read_complaint,
+    "start": _read_start, "complaint": _read_complaint, "warranty": _read_warranty,
 }
 
 # --------------------------------------------------------------------------------------

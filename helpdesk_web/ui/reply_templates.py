@@ -25,7 +25,9 @@ SAMPLE = {
     "accounts": ["BCA 1234567890 a.n. Toko Maju"], "problem": "unknown_product",
     "code": "XL25", "stock": 0, "kind": "order", "number": "12",
     "status": "awaiting_payment", "reference": "12", "name": "Budi", "modem": "modem1",
-    "queued": 150, "balance": 4500, "floor": 10000,
+    "queued": 150, "balance": 4500, "floor": 10000, "serial": "SN12345678",
+    "until": "2027-06-30", "warranty": "valid", "product": "Flashdisk 32GB",
+    "state": "in_repair", "new_serial": "SN87654321",
 }
 
 

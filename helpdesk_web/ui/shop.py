@@ -5,10 +5,11 @@ import re
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
 from gateway.db.models import Contact, Order, Payment, Product
-from gateway.desk import orders, payments, replies
+from gateway.desk import orders, payments, replies, warranty
 from gateway.desk.users import audit
 from helpdesk_web import pager
 from helpdesk_web.auth import login_required
@@ -20,6 +21,11 @@ bp = Blueprint("shop", __name__)
 # Who may say that money arrived (and so release stock), and who keeps the catalogue.
 SELLERS = ("admin", "supervisor", "sales")
 CATALOGUE_KEEPERS = ("admin", "supervisor")
+SERIAL_KEEPERS = ("admin", "sales")  # who records the serials of items sold
+MAX_WARRANTY_DAYS = 36_500
+MAX_SERIALS_FIELD = 20_000  # characters of one item's serials box
+# Two people recording one serial at the same moment: the unique index refuses the second.
+SOLD_MEANWHILE = "a serial was recorded by someone else meanwhile; reload and try again"
 ORDER_STATUSES = (orders.OPEN_ORDER, "paid", "cancelled")
 CODE = re.compile(r"[A-Z0-9]{1,32}")  # customers type it in an SMS: PESAN XL25 2
 MAX_PRICE = 10**12
@@ -123,7 +129,79 @@ def order_list():
         status = ""
     found = pager.page(query, Order.id)
     return render_template("shop/orders.html", page=found, status=status, statuses=statuses,
-                           contacts=_by_id(db, Contact, {o.contact_id for o in found.items}))
+                           contacts=_by_id(db, Contact, {o.contact_id for o in found.items}),
+                           can_record=g.user.role in SERIAL_KEEPERS)
+
+
+@bp.route("/orders/<id:order_id>")
+@login_required
+def order_view(order_id):
+    return _render_order(get_db(), order_id)
+
+
+def _render_order(db, order_id: int, form: dict | None = None, errors=(), status=200):
+    order = db.get(Order, order_id)
+    if order is None:
+        abort(404, f"there is no order {order_id}")
+    sold = warranty.items_of_order(db, order.id)
+    serials = {}
+    for item in sold:
+        serials.setdefault(item.order_item_id, []).append(item)
+    return render_template("shop/order.html", order=order, contact=db.get(Contact,
+                           order.contact_id), serials=serials, form=form or {},
+                           errors=errors, products=_by_id(db, Product,
+                                                          {i.product_id for i in order.items}),
+                           can_record=g.user.role in SERIAL_KEEPERS), status
+
+
+@bp.route("/orders/<id:order_id>/serials", methods=("POST",))
+@login_required(roles=SERIAL_KEEPERS)
+def record_serials(order_id):
+    db = get_db()
+    order = db.get(Order, order_id)
+    if order is None:
+        abort(404, f"there is no order {order_id}")
+    form, given = {}, {}
+    for item in order.items:
+        text = request.form.get(f"serials-{item.id}", "")[:MAX_SERIALS_FIELD]
+        form[item.id] = text
+        words = [w for w in re.split(r"[\s,;]+", text) if w]
+        if words:
+            given[item.id] = words
+    try:
+        added = warranty.record_serials(db, order.id, given, g.user.id)
+        db.commit()
+    except (warranty.WarrantyError, IntegrityError) as e:
+        db.rollback()
+        why = e if isinstance(e, warranty.WarrantyError) else SOLD_MEANWHILE
+        return _render_order(db, order_id, form, [f"Nomor seri tidak disimpan: {why}. "
+                                                  "(No serial was recorded.)"], 400)
+    flash(f"{len(added)} nomor seri disimpan. ({len(added)} serial(s) recorded.)", "ok")
+    return redirect(url_for("shop.order_view", order_id=order.id))
+
+
+@bp.route("/orders/serials", methods=("POST",))
+@login_required(roles=SERIAL_KEEPERS)
+def import_serials():
+    db = get_db()
+    upload = request.files.get("file")
+    data = upload.read(warranty.MAX_CSV_BYTES + 1) if upload else b""
+    if not data.strip():
+        flash("Pilih berkas CSV: nomor pesanan, nomor seri[, tanggal jual]. "
+              "(Choose a CSV file.)", "error")
+        return redirect(url_for("shop.order_list"))
+    try:
+        result = warranty.import_csv(db, data, g.user.id)
+        db.commit()
+    except warranty.CsvRejected as e:
+        db.rollback()
+        return render_template("shop/import.html", problems=e.problems), 400
+    except IntegrityError:
+        db.rollback()
+        return render_template("shop/import.html", problems=[SOLD_MEANWHILE]), 400
+    flash(f"CSV: {len(result.added)} nomor seri baru, {result.unchanged} sudah tercatat. "
+          f"({len(result.added)} new, {result.unchanged} already recorded.)", "ok")
+    return redirect(url_for("shop.order_list"))
 
 
 # --- products --------------------------------------------------------------------------
@@ -144,7 +222,8 @@ def _render_products(db, form: dict, errors=(), status=200):
 @login_required(roles=CATALOGUE_KEEPERS)
 def save_product():
     db = get_db()
-    form = {k: request.form.get(k, "").strip() for k in ("code", "name", "price", "stock")}
+    form = {k: request.form.get(k, "").strip()
+            for k in ("code", "name", "price", "stock", "warranty_days")}
     fields, errors = read_product(form)
     if errors:
         return _render_products(db, form, errors, 400)
@@ -155,16 +234,20 @@ def save_product():
         db.add(product)
         before = {}
     else:
-        before = {k: getattr(product, k) for k in ("name", "price", "stock", "active")}
+        before = {k: getattr(product, k) for k in PRODUCT_FIELDS}
     product.name, product.price, product.stock = fields["name"], fields["price"], fields["stock"]
+    product.warranty_days = fields["warranty_days"]
     product.active = True  # saving a product puts it on sale
     db.flush()
-    after = {k: getattr(product, k) for k in ("name", "price", "stock", "active")}
+    after = {k: getattr(product, k) for k in PRODUCT_FIELDS}
     audit(db, g.user.id, action, "product", product.id,
           {"code": product.code, **({"from": before} if before else {}), "to": after})
     db.commit()
     flash(f"Produk {product.code} disimpan. (Product saved.)", "ok")
     return redirect(url_for("shop.products"))
+
+
+PRODUCT_FIELDS = ("name", "price", "stock", "warranty_days", "active")
 
 
 def read_product(form: dict) -> tuple[dict, list[str]]:
@@ -193,6 +276,12 @@ def read_product(form: dict) -> tuple[dict, list[str]]:
         errors.append("Stok harus bilangan bulat 0 atau lebih; kosongkan jika tidak dihitung. "
                       "(Stock is a whole number from 0, or blank when not counted.)")
     fields["stock"] = stock
+    days_text = form.get("warranty_days", "").strip()
+    days = parse_int(days_text, 0, MAX_WARRANTY_DAYS) if days_text else None
+    if days_text and days is None:
+        errors.append(f"Garansi harus jumlah hari 0 sampai {MAX_WARRANTY_DAYS}; kosongkan jika "
+                      "tanpa garansi. (Warranty is a number of days, or blank for none.)")
+    fields["warranty_days"] = days
     return fields, errors
 
 

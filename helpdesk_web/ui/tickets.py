@@ -14,11 +14,13 @@ from gateway.db.models import (
     TICKET_STATUSES,
     Contact,
     Message,
+    SoldItem,
     Ticket,
     TicketEvent,
     User,
     utcnow,
 )
+from gateway.desk import warranty
 from gateway.desk.calls import CallFailed
 from gateway.desk.outbox import OutboxError, queue_message
 from gateway.desk.users import audit
@@ -32,6 +34,7 @@ bp = Blueprint("tickets", __name__)
 
 STATUSES, KINDS = TICKET_STATUSES, TICKET_KINDS
 CONVERSATION = 500  # newest messages shown on a ticket page
+REPAIRERS = ("admin", "supervisor", "operator")  # who set a warranty claim's repair state
 
 
 def local_time(value: dt.datetime | None) -> str:
@@ -107,10 +110,16 @@ def _render_ticket(db, ticket: Ticket, reply_text: str = ""):
     user_ids.discard(None)
     names = dict(db.execute(select(User.id, User.name).where(User.id.in_(user_ids))).all()) \
         if user_ids else {}
+    claim = warranty.claim_for_ticket(db, ticket.id) if ticket.kind == "warranty" else None
     return render_template("tickets/ticket.html", ticket=ticket, messages=messages,
                            events=events, names=names, statuses=STATUSES,
                            can_write=g.user.role in WRITERS, reply_text=reply_text,
-                           reachable=is_reachable(ticket.contact.phone))
+                           reachable=is_reachable(ticket.contact.phone), claim=claim,
+                           replacement=db.get(SoldItem, claim.item.replaced_by_id)
+                           if claim and claim.item.replaced_by_id else None,
+                           warranty_status=warranty.status(claim.item) if claim else None,
+                           repair_states=warranty.STATES,
+                           can_repair=g.user.role in REPAIRERS)
 
 
 @bp.route("/tickets/<id:ticket_id>/reply", methods=("POST",))
@@ -181,6 +190,34 @@ def set_status(ticket_id):
         db.commit()
         flash(f"Status: {status}.", "ok")
     return redirect(url_for("tickets.view", ticket_id=ticket.id))
+
+
+@bp.route("/tickets/<id:ticket_id>/warranty", methods=("POST",))
+@login_required(roles=REPAIRERS)
+def set_repair_state(ticket_id):
+    """A warranty claim's repair state; the customer is texted (replaced: with the new
+    item's serial and warranty, by the shop's [warranty] replacement rule)."""
+    db = get_db()
+    ticket = _ticket_or_404(db, ticket_id)
+    claim = warranty.claim_for_ticket(db, ticket.id)
+    if claim is None:
+        abort(404, f"ticket {ticket.id} has no warranty claim")
+    state = request.form.get("state", "")
+    config = helpdesk().config
+    try:
+        change = warranty.set_state(db, claim.id, state, g.user.id, config.language,
+                                    rule=config.warranty_replacement,
+                                    new_serial=request.form.get("new_serial", "")[:100])
+    except warranty.WarrantyError as e:
+        db.rollback()
+        flash(f"Status perbaikan tidak diubah: {e}. (The repair state was not changed.)",
+              "error")
+        return redirect(url_for("tickets.view", ticket_id=ticket.id, _anchor="warranty"))
+    db.commit()
+    if change.message is not None:
+        notify_queued(change.message.id)
+    flash(f"Status perbaikan: {state}. (Repair state set; the customer is texted.)", "ok")
+    return redirect(url_for("tickets.view", ticket_id=ticket.id, _anchor="warranty"))
 
 
 def _change_status(db, ticket: Ticket, status: str) -> None:

@@ -166,7 +166,10 @@ def test_every_reply_fits_three_sms():
                "accounts": ["Mandiri 1234567890123 a.n. Koperasi Sejahtera Bersama"] * 3,
                "problem": "out_of_stock", "stock": 999, "kind": "order", "number": "9999999",
                "status": "awaiting_payment", "reference": "9999999", "name": "N" * 200,
-               "modem": "M" * 64, "queued": 9999999}
+               "modem": "M" * 64, "queued": 9999999, "balance": 99999999999,
+               "floor": 99999999999, "serial": "S" * 40, "until": "2099-12-31",
+               "warranty": "valid", "product": "P" * 200, "state": "in_repair",
+               "new_serial": "S" * 40}
     for language in replies.LANGUAGES:
         for name in replies.names():
             text = replies.render(name, language, **longest)
