@@ -68,6 +68,7 @@ class Config:
     country: str = "ID"
     language: str = "id"
     poll_interval: float = 0.5
+    poll_interval_notified: float = 5.0  # fallback poll while the modem announces texts
     multipart_timeout: float = 600.0
     send_attempts: int = 5
     delivery_reports: bool = False
@@ -78,6 +79,7 @@ class Config:
     alert_backlog: int = 100    # queued texts that make an alert
     bank_accounts: tuple[str, ...] = ()
     unique_code_max: int = 999
+    warranty_replacement: str = "rest"  # a replacement's warranty: "rest" or "new"
     modems: tuple[ModemConfig, ...] = field(default_factory=tuple)
 
     def modem(self, name: str) -> ModemConfig:
@@ -129,6 +131,11 @@ def _accounts(value):
     return None
 
 
+def _replacement(value):
+    return None if value in ("rest", "new") else (
+        'must be "rest" (the rest of the original warranty) or "new" (a new warranty period)')
+
+
 def _percent(value):
     return None if 0 <= value <= 100 else "must be a percentage, 0 to 100"
 
@@ -148,6 +155,7 @@ SCHEMA = {
         "country": ("country", str, _country),
         "language": ("language", str, _language),
         "poll_interval": ("poll_interval", (int, float), _positive),
+        "poll_interval_notified": ("poll_interval_notified", (int, float), _positive),
         "multipart_timeout": ("multipart_timeout", (int, float), _positive),
         "send_attempts": ("send_attempts", int, _positive),
         "delivery_reports": ("delivery_reports", bool, None),
@@ -163,6 +171,7 @@ SCHEMA = {
         "accounts": ("bank_accounts", list, _accounts),
         "unique_code_max": ("unique_code_max", int, _positive),
     },
+    "warranty": {"replacement": ("warranty_replacement", str, _replacement)},
 }
 AMI_KEYS = {"host": str, "port": int, "username": str, "secret": str}
 
