@@ -86,6 +86,11 @@ BENCHMARKS = [
               "benchmarks-modem.md", full=["--limit", "600"],
               quick=["--texts", "10", "--sends", "1", "--timeouts", "5", "--limit", "150"],
               timeout=(700, 200)),
+    Benchmark("announce", "announce_bench.py",
+              "new text -> ticket latency with the modem's announcements (+CMTI) against "
+              "polling only, in the same run, on the AT simulator",
+              "benchmarks-announce.md", full=[], quick=["--probes", "5", "--limit", "120"],
+              timeout=(300, 150)),
     Benchmark("agi", "agi_bench.py",
               "FastAGI caller lookup with 50 calls in progress, a closed loop and a burst",
               "benchmarks-agi.md", full=[],
@@ -327,7 +332,16 @@ def _reader(out: Outcome, tmp: Path) -> list[str]:
             if re.match(r"(samples|labelled) \(|throughput: ", line.strip())]
 
 
-HEADLINES = {"spine": _spine, "modem": _modem, "agi": _agi, "reader": _reader}
+def _announce(out: Outcome, tmp: Path) -> list[str]:
+    lines = [line.strip() for line in out.output.splitlines()
+             if re.match(r"(announced \(\+CMTI\)|poll only): |budget ", line.strip())]
+    if len(lines) < 2:
+        raise LookupError("no latency lines")
+    return lines
+
+
+HEADLINES = {"spine": _spine, "modem": _modem, "agi": _agi, "reader": _reader,
+             "announce": _announce}
 
 
 # -- the pages ------------------------------------------------------------------------------------
@@ -441,7 +455,8 @@ def put_section(page: Path, section: str, title: str) -> None:
 
 
 TITLES = {"benchmarks.md": "Benchmarks", "benchmarks-agi.md": "FastAGI caller lookup: benchmark",
-          "benchmarks-modem.md": "Modem side: benchmark"}
+          "benchmarks-modem.md": "Modem side: benchmark",
+          "benchmarks-announce.md": "Texts the moment they arrive: benchmark"}
 
 
 def write_pages(docs: Path, run_info: dict, outcomes: list[Outcome]) -> list[Path]:

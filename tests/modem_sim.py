@@ -6,6 +6,11 @@ simulator holds a SIM with a capacity, can deliver texts and status reports, rec
 every PDU that left through AT+CMGS, logs every AT exchange, and can be told to
 misbehave (stop answering, answer ERROR / +CMS ERROR, be unplugged, start full).
 
+Announcements as a modem makes them: once the host sets AT+CNMI=<mode>,1 a text
+delivered is announced with +CMTI: "SM",<n> (`announces=False`: a modem that refuses
+AT+CNMI and announces nothing; `drop_announcements = n`: the next n are lost on the
+line). AT+CUSD=1,"<code>" is answered with +CUSD: 0,"<ussd_answer>",15 (None: never).
+
 `device` is a symlink the simulator owns; `unplug()`/`replug()` make a new pseudo-
 terminal (its /dev/pts number may change) and repoint the symlink, so a reconnecting
 StateMachine opens the new one with the same configuration.
@@ -158,12 +163,19 @@ class ModemSimulator:
     operator = "51010"  # MCC/MNC of Telkomsel
 
     def __init__(self, *, capacity: int = 30, sim_full: bool = False, link: str | None = None,
-                 smsc: str = SMSC, signal: int = 20, battery: int = 80):
+                 smsc: str = SMSC, signal: int = 20, battery: int = 80,
+                 announces: bool = True,
+                 ussd_answer: str | None = "Sisa Pulsa Anda Rp 12.500. Aktif s.d 28-02-2027"):
         self.capacity = capacity
         self.smsc = smsc
         self.signal = signal      # AT+CSQ rssi, 0..31
         self.battery = battery    # AT+CBC percent
         self.sim: dict[int, Stored] = {}
+        self.announces = announces        # False: AT+CNMI refused, nothing ever announced
+        self.drop_announcements = 0       # the next n announcements are lost
+        self.cnmi = [0, 0, 0, 0, 0]       # as the host last set AT+CNMI
+        self.ussd_answer = ussd_answer    # the operator's answer to any USSD code
+        self.ussd_dialled: list[str] = []
         self.network_queue: list[tuple] = []  # (sender, text, pdu, notify) waiting for room
         self.sent: list[str] = []          # every PDU given to AT+CMGS, hex with SMSC
         self.sent_references: list[int] = []
@@ -304,13 +316,16 @@ class ModemSimulator:
                 texts.append(text)
         return texts
 
-    def deliver(self, sender: str, text: str, *, notify: bool = False,
+    def deliver(self, sender: str, text: str, *, notify: bool | None = None,
                 when: dt.datetime | None = None) -> list[int]:
         """A text arrives from `sender`: its parts go to the SIM; their locations.
 
         Parts that find the SIM full wait in the network, as an SMSC retries, and are
-        stored (and notified) when a delete frees a location.
+        stored (and notified) when a delete frees a location. `notify`: None announces
+        as the modem was told to (AT+CNMI), True always, False never.
         """
+        if notify is None:
+            notify = self.announces and self.cnmi[1] in (1, 3)
         pdus = deliver_pdus(sender, text, when, self.smsc)
         locations = []
         with self._lock:
@@ -321,7 +336,7 @@ class ModemSimulator:
                 location = self._store(REC_UNREAD, pdu, text, sender)
                 locations.append(location)
                 if notify:
-                    self._unsolicited(f'+CMTI: "SM",{location}')
+                    self._announce_text(location)
         return locations
 
     def deliver_status_report(self, reference: int, number: str, delivered: bool = True, *,
@@ -361,7 +376,14 @@ class ModemSimulator:
             sender, text, pdu, notify = self.network_queue.pop(0)
             location = self._store(REC_UNREAD, pdu, text, sender)
             if notify:
-                self._unsolicited(f'+CMTI: "SM",{location}')
+                self._announce_text(location)
+
+    def _announce_text(self, location: int):
+        if self.drop_announcements > 0:
+            self.drop_announcements -= 1
+            self._event(f'dropped +CMTI: "SM",{location}')
+            return
+        self._unsolicited(f'+CMTI: "SM",{location}')
 
     # -- what tests look at ----------------------------------------------------------------
     def sent_messages(self) -> list[dict]:
@@ -594,7 +616,25 @@ class ModemSimulator:
         self._answer(f"+CMGS: {reference}")
 
     def _cnmi_test(self, line):
+        if not self.announces:
+            self._answer(final="ERROR")
+            return
         self._answer("+CNMI: (0-2),(0-3),(0,2),(0-2),(0,1)")
+
+    def _cnmi_set(self, line, values):
+        if not self.announces:
+            self._answer(final="ERROR")
+            return
+        for i, value in enumerate(values.split(",")[:5]):
+            if value.strip():
+                self.cnmi[i] = int(value)
+        self._answer()
+
+    def _cusd_dial(self, line, code):
+        self.ussd_dialled.append(code)
+        self._answer()
+        if self.ussd_answer is not None:
+            self._unsolicited(f'+CUSD: 0,"{self.ussd_answer}",15')
 
     def _cops_query(self, line):
         self._answer(f'+COPS: 0,2,"{self.operator}"')
@@ -622,7 +662,10 @@ class ModemSimulator:
         (r"AT\+CSQ", lambda self, line: self._answer(f"+CSQ: {self.signal},99")),
         (r"AT\+CBC", lambda self, line: self._answer(f"+CBC: 0,{self.battery}")),
         (r"AT\+CNMI=\?", _cnmi_test),
-        (r"AT\+CNMI\?", lambda self, line: self._answer("+CNMI: 2,1,0,1,0")),
+        (r"AT\+CNMI\?", lambda self, line: self._answer(
+            "+CNMI: " + ",".join(str(v) for v in self.cnmi))),
+        (r"AT\+CNMI=([\d,]*)", _cnmi_set),
+        (r'AT\+CUSD=1,"([^"]*)"(?:,\d+)?', _cusd_dial),
         (r"AT\+COPS\?", _cops_query),
         (r"AT\+CREG\?", lambda self, line: self._answer('+CREG: 2,1,"07D1","8C2E"')),
         (r"AT\+CGREG\?", lambda self, line: self._answer('+CGREG: 2,1,"07D1","8C2E"')),

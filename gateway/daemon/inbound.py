@@ -2,8 +2,10 @@
 
 Runs on the reactor; the modem calls go to the modem's thread and the database work to
 the DB pool. Polls every `poll_interval` seconds, and at once again while the SIM still
-holds texts. If the database is down, nothing is deleted and the poll retries with
-backoff; the texts wait on the SIM.
+holds texts. A modem that announces new texts (+CMTI, +CDS) wakes the poller at once
+and is then polled only every `poll_interval_notified` seconds, for an announcement
+lost. If the database is down, nothing is deleted and the poll retries with backoff;
+the texts wait on the SIM.
 """
 from __future__ import annotations
 
@@ -35,6 +37,16 @@ class InboundPoller(Periodic):
         self.on_stored = on_stored  # called with new message ids (wakes the outbox)
         self.name = f"inbound-{worker.name}"
         self.failures = 0
+        listeners = getattr(worker, "on_announce", None)
+        if listeners is not None:
+            listeners.append(self.wake)  # a text announced is read now, not at the tick
+
+    def interval(self) -> float:
+        """The fallback poll while the modem announces texts, else sms.poll_interval."""
+        if getattr(self.worker, "announcing", False):
+            return max(self.config.poll_interval,
+                       getattr(self.config, "poll_interval_notified", self.config.poll_interval))
+        return self.config.poll_interval
 
     @defer.inlineCallbacks
     def step(self):
@@ -46,7 +58,7 @@ class InboundPoller(Periodic):
         if more:
             return 0
         # Fixed rate: a slow read does not stretch the wait for the next text.
-        return max(0.0, self.config.poll_interval - (self.clock.seconds() - started))
+        return max(0.0, self.interval() - (self.clock.seconds() - started))
 
     @defer.inlineCallbacks
     def poll(self):

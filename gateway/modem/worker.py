@@ -9,7 +9,9 @@ from __future__ import annotations
 import collections
 import contextlib
 import logging
+import os
 import queue
+import tempfile
 import threading
 import time
 
@@ -38,6 +40,30 @@ READ_BATCH = 100  # parts read per poll; the poller comes back at once while mor
 CALL_TIMEOUT = 30.0
 INIT_TIMEOUT = 60.0  # Init on a real serial modem takes about 4 s; it gets more room
 STOP_TIMEOUT = 3.0   # a stop waits this long for a hung modem's thread, then leaves it
+# While idle, a modem that announces texts (+CMTI, +CDS) is read this often (ReadDevice on
+# its own thread), so the incoming callback fires there and the poller is woken at once.
+IDLE_READ = 0.02
+USSD_TIMEOUT = 20.0  # seconds the network gets to answer a USSD code (*888#)
+
+
+class NoUssdAnswer(Exception):
+    """The network did not answer a USSD code in time."""
+
+
+_DEFAULTS_FILE = None
+
+
+def _gammu_defaults() -> str:
+    """A minimal gammurc: python-gammu's SetConfig leaves libGammu's CNMI parameters at 0
+    (GSM_ReadConfig sets them to -1, "the modem's best"), and with 0 the AT driver refuses
+    SetIncomingSMS on every modem; ReadConfig of this file first sets the defaults."""
+    global _DEFAULTS_FILE
+    if _DEFAULTS_FILE is None or not os.path.exists(_DEFAULTS_FILE):
+        fd, path = tempfile.mkstemp(prefix="helpdesk-gammurc-")
+        with os.fdopen(fd, "w") as f:
+            f.write("[gammu]\nconnection = at\n")
+        _DEFAULTS_FILE = path
+    return _DEFAULTS_FILE
 
 
 class ModemWorker(service.Service):
@@ -64,6 +90,14 @@ class ModemWorker(service.Service):
         # Texts received, sent and failed since the health monitor last wrote them down;
         # kept here (reactor thread only) so no hot transaction contends for the modem row.
         self.counts = collections.Counter()
+        # Announcements: whether the connected modem announces new texts (AT+CNMI took),
+        # the reactor-side callables woken by one, and how many came.
+        self.announcing = False
+        self.on_announce: list = []
+        self.announced = 0
+        self._reports: dict[int, dict] = {}  # +CDS reports given whole, not on the SIM
+        self._next_report = -1               # their pseudo-locations: -1, -2, ...
+        self._ussd: list[dict] = []          # USSD answers (modem thread only)
 
     # -- service ----------------------------------------------------------------------
     def startService(self):
@@ -112,7 +146,12 @@ class ModemWorker(service.Service):
 
     def _loop(self):
         while True:
-            item = self._queue.get()
+            try:
+                item = self._queue.get(
+                    timeout=IDLE_READ if self.machine is not None and self.announcing else None)
+            except queue.Empty:
+                self._read_device()
+                continue
             if item is None:
                 self._refuse_rest()
                 self._disconnect()  # the thread that owns the StateMachine closes it
@@ -125,6 +164,64 @@ class ModemWorker(service.Service):
                 self.reactor.callFromThread(d.errback, e)
             else:
                 self.reactor.callFromThread(d.callback, result)
+
+    def _read_device(self):
+        """Let libGammu read what the modem said unasked (+CMTI, +CDS, +CUSD): the
+        incoming callback runs here, on the modem's thread."""
+        machine = self.machine
+        if machine is None:
+            return
+        try:
+            machine.ReadDevice(False)  # does not wait: reads what the line already holds
+        except gammu.GSMError as e:
+            if isinstance(e, LINK_ERRORS):
+                self._lost(e, hung=isinstance(e, MAYBE_SENT_ERRORS))
+
+    def _incoming(self, _machine, kind, data):
+        """libGammu's incoming callback (modem thread): note what came, wake the reactor."""
+        if kind == "SMS":
+            if isinstance(data, dict) and data.get("Type") == "Status_Report" \
+                    and not data.get("Location"):
+                # +CDS: the report itself, stored nowhere; kept until its row is committed.
+                self._reports[self._next_report] = dict(data, Location=self._next_report)
+                self._next_report -= 1
+            if self.threaded:
+                self.reactor.callFromThread(self._announce)
+            else:  # unthreaded (tests): this is the reactor's thread already
+                self._announce()
+        elif kind == "USSD":
+            self._ussd.append(data if isinstance(data, dict) else {"Text": str(data)})
+
+    def _announce(self):
+        self.announced += 1
+        for wake in list(self.on_announce):
+            try:
+                wake()
+            except Exception:
+                log.exception("modem %s: waking on an announcement failed", self.name)
+
+    def _listen(self, machine):
+        """Ask the modem to announce texts and reports (AT+CNMI) and USSD answers; a
+        modem (or driver) that cannot is polled as before."""
+        self.announcing = False
+        machine.SetIncomingCallback(self._incoming)
+        gammu_config = self.config.gammu
+        if str(gammu_config.get("Model", "")).lower() == "dummy" \
+                or str(gammu_config.get("Connection", "")).lower() == "none":
+            return  # the dummy driver announces nothing: polled as before
+        try:
+            machine.SetIncomingSMS(True)
+            self.announcing = True
+        except gammu.GSMError as e:
+            if isinstance(e, LINK_ERRORS):
+                raise
+            log.info("modem %s does not announce texts (%s); polled every %s s",
+                     self.name, error_text(e), "sms.poll_interval")
+        try:
+            machine.SetIncomingUSSD(True)
+        except gammu.GSMError as e:
+            if isinstance(e, LINK_ERRORS):
+                raise
 
     def _thread_ended(self):
         if self._stopped is not None and not self._stopped.called:
@@ -200,9 +297,14 @@ class ModemWorker(service.Service):
             self._closing = None
         machine = gammu.StateMachine()
         try:
+            try:
+                machine.ReadConfig(0, 0, _gammu_defaults())
+            except (gammu.GSMError, OSError):
+                pass  # only the CNMI defaults are lost: the modem is polled
             machine.SetConfig(0, dict(self.config.gammu))
             with self._watchdog(machine, max(self.call_timeout, INIT_TIMEOUT)):
                 machine.Init()
+                self._listen(machine)
         except gammu.GSMError as e:
             # Close the half-made connection off this thread: left to the garbage
             # collector it would talk to the dead modem for minutes on whatever thread
@@ -222,6 +324,7 @@ class ModemWorker(service.Service):
 
     def _disconnect(self, hung: bool = False):
         machine, self.machine, self.connected = self.machine, None, False
+        self.announcing = False
         if machine is None:
             return
         if hung:
@@ -240,10 +343,41 @@ class ModemWorker(service.Service):
     # -- what the daemon asks of a modem -------------------------------------------------
     def read_inbox(self, limit: int = READ_BATCH):
         """Up to `limit` parts from every SMS folder: (parts, more_remain)."""
-        return self._call(_read_inbox, limit)
+        return self._call(self._read_inbox, limit)
 
     def delete(self, locations: list[int]):
-        return self._call(_delete, locations)
+        return self._call(self._delete, locations)
+
+    def balance(self, code: str, timeout: float = USSD_TIMEOUT):
+        """Dial the USSD `code` (e.g. "*888#"); fires with the network's answer as text."""
+        return self._call(self._dial_ussd, code, timeout)
+
+    # -- on the modem's thread -----------------------------------------------------------
+    def _read_inbox(self, machine, limit):
+        parts, more = _read_inbox(machine, limit)
+        # Reports announced whole (+CDS) join the batch under negative pseudo-locations.
+        parts.extend(raw_part(sms) for sms in self._reports.values())
+        return parts, more
+
+    def _delete(self, machine, locations):
+        on_sim = [location for location in locations if location > 0]
+        for location in locations:
+            if location < 0:
+                self._reports.pop(location, None)
+        return _delete(machine, on_sim) + (len(locations) - len(on_sim))
+
+    def _dial_ussd(self, machine, code, timeout):
+        self._ussd.clear()
+        machine.DialService(code)
+        deadline = time.monotonic() + timeout
+        while not self._ussd:
+            if time.monotonic() >= deadline:
+                raise NoUssdAnswer(f"modem {self.name}: no answer to {code} within "
+                                   f"{timeout:.0f} s")
+            machine.ReadDevice(False)
+            if not self._ussd:
+                time.sleep(0.02)
+        return str(self._ussd.pop(0).get("Text") or "")
 
     def send(self, number: str, text: str, status_report: bool = False):
         """Send one text (split and encoded by Gammu); the message references of its parts."""
@@ -351,7 +485,8 @@ def _status(machine):
                        (("battery_percent",),
                         lambda: [machine.GetBatteryCharge()["BatteryPercent"]]),
                        (("network", "operator"), lambda: _network(machine.GetNetworkInfo())),
-                       (("imei",), lambda: [machine.GetIMEI()])):
+                       (("imei",), lambda: [machine.GetIMEI()]),
+                       (("sim_used", "sim_size"), lambda: _storage(machine.GetSMSStatus()))):
         try:
             values = read()
         except LINK_ERRORS:
@@ -360,6 +495,10 @@ def _status(machine):
             values = [None] * len(keys)
         readings.update(zip(keys, values))
     return readings
+
+
+def _storage(status: dict) -> list:
+    return [status.get("SIMUsed"), status.get("SIMSize")]
 
 
 def _network(info: dict) -> list:
