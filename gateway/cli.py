@@ -79,6 +79,17 @@ def _parser():
     p.add_argument("--password-stdin", action="store_true",
                    help="read the password from standard input instead of generating one")
     p.set_defaults(handler=cmd_user_add)
+    p = user.add_parser("list", help="list the users")
+    p.set_defaults(handler=cmd_user_list)
+    p = user.add_parser("passwd", help="set a user's password (generated unless from stdin)")
+    p.add_argument("name")
+    p.add_argument("--password-stdin", action="store_true",
+                   help="read the password from standard input instead of generating one")
+    p.set_defaults(handler=cmd_user_passwd)
+    for action, active in (("disable", False), ("enable", True)):
+        p = user.add_parser(action, help=f"{action} a user's login and API tokens")
+        p.add_argument("name")
+        p.set_defaults(handler=cmd_user_active, active=active)
 
     token = sub.add_parser("token", help="API tokens").add_subparsers(
         dest="action", required=True, metavar="ACTION")
@@ -87,6 +98,11 @@ def _parser():
     p.add_argument("--user", help="act with this user's role (default: an integration "
                                    "token with full API access)")
     p.set_defaults(handler=cmd_token_create)
+    p = token.add_parser("list", help="list the API tokens")
+    p.set_defaults(handler=cmd_token_list)
+    p = token.add_parser("revoke", help="revoke every API token of this name")
+    p.add_argument("name")
+    p.set_defaults(handler=cmd_token_revoke)
 
     product = sub.add_parser("product", help="the catalogue").add_subparsers(
         dest="action", required=True, metavar="ACTION")
@@ -292,6 +308,74 @@ def cmd_token_create(cfg, args) -> int:
     except ValueError as e:
         raise CommandError(str(e)) from None
     print(token)
+    return 0
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def cmd_user_list(cfg, args) -> int:
+    from gateway.desk import users
+
+    rows = _transaction(cfg, lambda s: [(u.name, u.role, u.active, u.created_at)
+                                        for u in users.list_users(s)])
+    for name, role, active, created in rows:
+        print(f"{name}\t{role}\t{'active' if active else 'disabled'}\t{_when(created)}")
+    return 0
+
+
+def cmd_user_passwd(cfg, args) -> int:
+    from gateway.desk import users
+
+    password = sys.stdin.readline().rstrip("\n") if args.password_stdin else None
+
+    def reset(session):
+        return users.reset_password(session, users.get_user(session, args.name), None,
+                                    password, via="cli")
+    try:
+        new = _transaction(cfg, reset)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    print(f"helpdesk: password of {args.name!r} changed"
+          + ("" if args.password_stdin else f", new password: {new}"))
+    return 0
+
+
+def cmd_user_active(cfg, args) -> int:
+    from gateway.desk import users
+
+    def change(session):
+        users.set_active(session, users.get_user(session, args.name), args.active, None,
+                         via="cli")
+    try:
+        _transaction(cfg, change)
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    print(f"helpdesk: user {args.name!r} {'enabled' if args.active else 'disabled'}")
+    return 0
+
+
+def cmd_token_list(cfg, args) -> int:
+    from gateway.desk import users
+
+    rows = _transaction(cfg, lambda s: [
+        (t.id, t.name, t.user.name if t.user else "(integration)", t.created_at,
+         t.last_used_at, t.revoked) for t in users.list_tokens(s)])
+    for token_id, name, user, created, used, revoked in rows:
+        print(f"{token_id}\t{name}\t{user}\tcreated {_when(created)}\tlast used {_when(used)}"
+              f"\t{'revoked' if revoked else 'live'}")
+    return 0
+
+
+def cmd_token_revoke(cfg, args) -> int:
+    from gateway.desk import users
+
+    try:
+        count = _transaction(cfg, users.revoke_tokens_named, args.name, None, "cli")
+    except ValueError as e:
+        raise CommandError(str(e)) from None
+    print(f"helpdesk: revoked {count} token(s) named {args.name!r}")
     return 0
 
 

@@ -76,6 +76,7 @@ class User(Base):
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    language: Mapped[str | None] = mapped_column(String(8))  # UI language, id or en
 
 
 class ApiToken(Base):

@@ -142,3 +142,154 @@ def audit(session, user_id, action: str, target_type=None, target_id=None, detai
                                                                  default=str))
     session.add(row)
     return row
+
+
+# -- the operator's day: accounts, tokens and the audit log ---------------------------------
+LANGUAGES = ("id", "en")
+
+
+def list_users(session) -> list[User]:
+    """Every account, by name."""
+    return list(session.scalars(select(User).order_by(User.name)))
+
+
+def get_user(session, name_or_id) -> User:
+    """The user with this name (str) or id (int); ValueError with a sentence when none."""
+    if isinstance(name_or_id, int):
+        user = session.get(User, name_or_id)
+    else:
+        user = session.scalar(select(User).where(User.name == (name_or_id or "").strip()))
+    if user is None:
+        raise ValueError(f"there is no user {name_or_id!r}; `helpdesk user list` shows them")
+    return user
+
+
+def _other_active_admins(session, user: User) -> int:
+    from sqlalchemy import func
+
+    return session.scalar(select(func.count()).select_from(User).where(
+        User.role == "admin", User.active.is_(True), User.id != user.id)) or 0
+
+
+def set_active(session, user: User, active: bool, actor_id: int | None, via: str = "web") -> None:
+    """Disable or enable `user`; an admin cannot disable themselves or the last active admin."""
+    if user.active == active:
+        return
+    if not active:
+        if actor_id is not None and actor_id == user.id:
+            raise ValueError("you cannot disable your own account; ask another admin")
+        if user.role == "admin" and not _other_active_admins(session, user):
+            raise ValueError(f"{user.name!r} is the last active admin; make another admin first")
+    user.active = active
+    if active:
+        user.failed_logins, user.locked_until = 0, None
+    audit(session, actor_id, "user.enable" if active else "user.disable", "user", user.id,
+          {"name": user.name, "via": via})
+    session.flush()
+
+
+def reset_password(session, user: User, actor_id: int | None, password: str | None = None,
+                   via: str = "web") -> str:
+    """Give `user` a new password (generated unless given) and return it, to show once."""
+    password = generate_password() if password is None else password
+    set_password(user, password)
+    user.failed_logins, user.locked_until = 0, None
+    audit(session, actor_id, "user.password_reset", "user", user.id,
+          {"name": user.name, "via": via})
+    session.flush()
+    return password
+
+
+def change_own_password(session, user: User, old: str, new: str) -> None:
+    """The user's own change: the old password is checked first."""
+    if not _verify(user.password_hash, old):
+        raise ValueError("the current password is wrong")
+    set_password(user, new)
+    audit(session, user.id, "user.password_change", "user", user.id, {"name": user.name})
+    session.flush()
+
+
+def set_role(session, user: User, role: str, actor_id: int | None, via: str = "web") -> None:
+    """Change `user`'s role; the last active admin keeps theirs."""
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+    if user.role == role:
+        return
+    if user.role == "admin" and user.active and not _other_active_admins(session, user):
+        raise ValueError(f"{user.name!r} is the last active admin; make another admin first")
+    old, user.role = user.role, role
+    audit(session, actor_id, "user.role", "user", user.id,
+          {"name": user.name, "from": old, "to": role, "via": via})
+    session.flush()
+
+
+def set_language(session, user: User, language: str | None) -> None:
+    """The user's UI language, `id` or `en` (None: the default)."""
+    language = language or None
+    if language is not None and language not in LANGUAGES:
+        raise ValueError(f"unknown language {language!r}; choose one of {', '.join(LANGUAGES)}")
+    if user.language == language:
+        return
+    user.language = language
+    audit(session, user.id, "user.language", "user", user.id, {"language": language})
+    session.flush()
+
+
+def list_tokens(session) -> list[ApiToken]:
+    """Every API token, newest first, with its user loaded."""
+    from sqlalchemy.orm import joinedload
+
+    return list(session.scalars(select(ApiToken).options(joinedload(ApiToken.user))
+                                .order_by(ApiToken.id.desc())))
+
+
+def revoke_token(session, token_id: int, actor_id: int | None, via: str = "web") -> ApiToken:
+    """Revoke one token by id; ValueError when there is none."""
+    token = session.get(ApiToken, token_id)
+    if token is None:
+        raise ValueError(f"there is no API token {token_id}")
+    if not token.revoked:
+        token.revoked = True
+        audit(session, actor_id, "token.revoke", "api_token", token.id,
+              {"name": token.name, "via": via})
+        session.flush()
+    return token
+
+
+def revoke_tokens_named(session, name: str, actor_id: int | None, via: str = "web") -> int:
+    """Revoke every live token called `name`; how many. ValueError when none has the name."""
+    tokens = list(session.scalars(select(ApiToken).where(ApiToken.name == name)))
+    if not tokens:
+        raise ValueError(f"there is no API token named {name!r}; `helpdesk token list` shows them")
+    live = [t for t in tokens if not t.revoked]
+    for token in live:
+        revoke_token(session, token.id, actor_id, via)
+    return len(live)
+
+
+def audit_query(*, user_id: int | None = None, action: str | None = None,
+                target_type: str | None = None, since: dt.datetime | None = None,
+                until: dt.datetime | None = None):
+    """A select of audit rows with these filters (not ordered: page it by AuditLog.id).
+
+    `action` matches exactly or as a prefix ending in '.' ('user.' is every user action);
+    `until` is exclusive.
+    """
+    query = select(AuditLog)
+    if user_id is not None:
+        query = query.where(AuditLog.user_id == user_id)
+    if action:
+        query = query.where(AuditLog.action.startswith(action, autoescape=True)
+                            if action.endswith(".") else AuditLog.action == action)
+    if target_type:
+        query = query.where(AuditLog.target_type == target_type)
+    if since is not None:
+        query = query.where(AuditLog.created_at >= since)
+    if until is not None:
+        query = query.where(AuditLog.created_at < until)
+    return query
+
+
+def audit_log(session, limit: int = 100, **filters) -> list[AuditLog]:
+    """The newest audit rows matching `filters` (see audit_query)."""
+    return list(session.scalars(audit_query(**filters).order_by(AuditLog.id.desc()).limit(limit)))
