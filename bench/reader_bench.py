@@ -22,6 +22,7 @@ from gateway.desk.reader import read  # noqa: E402
 
 SAMPLES = REPO / "tests" / "data" / "sms-examples.tsv"
 LABELLED = REPO / "tests" / "data" / "sms_labelled.tsv"
+UNSEEN = REPO / "tests" / "data" / "sms_unseen.tsv"
 
 
 def load(path: Path) -> list[dict]:
@@ -29,13 +30,17 @@ def load(path: Path) -> list[dict]:
         return list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))
 
 
-def accuracy(name: str, rows: list[dict]) -> None:
+def accuracy(name: str, rows: list[dict], show_wrong: bool = True) -> None:
     intents = amounts = 0
+    by_intent: dict[str, list[int]] = {}
     wrong = []
     for row in rows:
         r = read(row["text"])
         want = int(row["amount"]) if row["amount"].strip() else None
         intents += r.intent == row["intent"]
+        tally = by_intent.setdefault(row["intent"], [0, 0])
+        tally[0] += r.intent == row["intent"]
+        tally[1] += 1
         amounts += r.amount == want
         if r.intent != row["intent"] or r.amount != want:
             wrong.append(f"    {row['text']!r}: want {row['intent']} {want}, "
@@ -43,7 +48,8 @@ def accuracy(name: str, rows: list[dict]) -> None:
     n = len(rows)
     print(f"{name}: {n} texts, intent {intents}/{n} ({100 * intents / n:.1f}%), "
           f"amount {amounts}/{n} ({100 * amounts / n:.1f}%)")
-    for line in wrong:
+    print("    by intent: " + ", ".join(f"{k} {a}/{b}" for k, (a, b) in sorted(by_intent.items())))
+    for line in wrong if show_wrong else ():
         print(line)
 
 
@@ -67,6 +73,11 @@ def main() -> None:
     accuracy(f"samples ({SAMPLES.name})", load(SAMPLES))
     labelled = load(LABELLED)
     accuracy(f"labelled ({LABELLED.name})", labelled)
+    unseen = load(UNSEEN)
+    accuracy(f"unseen dev ({UNSEEN.name})", [r for r in unseen if r["split"] == "dev"], False)
+    # Held-out rows are scored, never listed: the rules are not written against them.
+    accuracy(f"unseen held-out ({UNSEEN.name})",
+             [r for r in unseen if r["split"] == "heldout"], False)
     texts = [row["text"] for row in labelled]
     throughput(texts, args.reads)
     # Whole 160-character SMS, several labelled texts run together.

@@ -362,3 +362,27 @@ def test_complaint_keyword_survives_variation(data):
                                       "the voucher code is invalid", "Pulsa 50rb blm masuk"]))
     r = read(kw + sep + body)
     assert (r.intent, r.body) == ("complaint", body)
+
+
+# --- Texts in many hands (tests/data/sms_unseen.tsv, made by make_sms_unseen.py) ---------
+
+UNSEEN = DATA / "sms_unseen.tsv"
+# Floors at the reader's present scores (dev 83.6 %, held-out 85.9 % of intents): a
+# regression guard only; the goal of the issue is 97 % and is not reached yet.
+UNSEEN_FLOORS = {"dev": (0.83, 0.98), "heldout": (0.85, 0.97)}
+
+
+@pytest.mark.parametrize("split", ["dev", "heldout"])
+def test_unseen_set_accuracy(split):
+    rows = [r for r in _load(UNSEEN) if r["split"] == split]
+    assert len(rows) >= (300 if split == "heldout" else 700)
+    intents = amounts = 0
+    for row in rows:
+        r = read(row["text"])
+        want = int(row["amount"]) if row["amount"].strip() else None
+        intents += r.intent == row["intent"]
+        amounts += r.amount == want
+    intent_floor, amount_floor = UNSEEN_FLOORS[split]
+    print(f"{split}: intent {intents / len(rows):.3f}, amount {amounts / len(rows):.3f}")
+    assert intents / len(rows) >= intent_floor
+    assert amounts / len(rows) >= amount_floor
