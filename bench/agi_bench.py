@@ -335,7 +335,7 @@ then hung up (hangup handler AGI too) and the next call placed at once, {args.se
 | one burst: {args.concurrency} calls arriving together | {args.concurrency} \
 | {r['burst_p50']:.1f} ms | | {r['burst_p99']:.1f} ms | {r['burst_max']:.1f} ms | |
 
-Budget (docs/ARCHITECTURE): p99 under 20 ms at 50 concurrent calls; Asterisk gives a
+Budget (README, Budgets): p99 under 20 ms at 50 concurrent calls; Asterisk gives a
 FastAGI server 2 s before it gives up.
 """)
 

@@ -702,7 +702,7 @@ def write_doc(latest: dict) -> None:
         "",
         "Written by `bench/spine_bench.py` (run: `.venv/bin/python bench/spine_bench.py`; raw",
         "figures of every run in `bench/results/spine-*.json`). The budgets are those of",
-        "ARCHITECTURE.md, section Budgets. FastAGI figures are in benchmarks-agi.md.",
+        "the README, section Budgets. FastAGI figures are in benchmarks-agi.md.",
         "",
         "## Machine and versions (latest run)",
         "",
