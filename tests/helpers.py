@@ -20,7 +20,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def write_config(tmp_path, db_url, modem_dir, extra="") -> tuple[Path, int]:
+def write_config(tmp_path, db_url, modem_dir, extra="", at_device=None) -> tuple[Path, int]:
+    """A config with one modem: Gammu's dummy driver in `modem_dir`, or libGammu's AT
+    driver on `at_device` (the simulator's pty)."""
+    if at_device:
+        modem = f'connection = "at"\ndevice = "{at_device}"'
+    else:
+        modem = f'connection = "none"\nmodel = "dummy"\ndevice = "{modem_dir}"'
     port = free_port()
     path = tmp_path / "helpdesk.toml"
     path.write_text(f"""
@@ -36,9 +42,7 @@ secret_file = "{tmp_path}/agi.secret"
 {extra}
 [[modem]]
 name = "modem1"
-connection = "none"
-model = "dummy"
-device = "{modem_dir}"
+{modem}
 """)
     return path, port
 

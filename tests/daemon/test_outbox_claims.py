@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 
-from helpers import free_port, helpdesk, start, stop, wait_for
+from helpers import helpdesk, start, stop, wait_for, write_config
 from sqlalchemy import func, select
 
 from gateway.db.engine import make_engine, make_sessionmaker
@@ -17,23 +17,8 @@ SEND_TIME = 0.25  # seconds the simulated network takes per text
 
 
 def test_a_sim_read_during_a_100_text_burst_waits_for_at_most_one_send(tmp_path, db_url):
-    port = free_port()
-    config = tmp_path / "helpdesk.toml"
     with ModemSimulator(link=str(tmp_path / "modem"), capacity=50) as modem:
-        config.write_text(f"""
-[database]
-url = "{db_url}"
-[web]
-listen = "127.0.0.1:{port}"
-secret_file = "{tmp_path}/session.key"
-[agi]
-listen = "127.0.0.1:{free_port()}"
-secret_file = "{tmp_path}/agi.secret"
-[[modem]]
-name = "modem1"
-connection = "at"
-device = "{modem.device}"
-""")
+        config, _port = write_config(tmp_path, db_url, None, at_device=modem.device)
         helpdesk(config, "init")
         sessions = make_sessionmaker(make_engine(db_url))
         with sessions.begin() as s:

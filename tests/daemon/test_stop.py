@@ -6,29 +6,9 @@ import threading
 import time
 import urllib.request
 
-from helpers import api, free_port, helpdesk, start, wait_for
+from helpers import api, helpdesk, start, wait_for, write_config
 
 from tests.modem_sim import ModemSimulator
-
-
-def _config(tmp_path, db_url, device) -> tuple:
-    port = free_port()
-    path = tmp_path / "helpdesk.toml"
-    path.write_text(f"""
-[database]
-url = "{db_url}"
-[web]
-listen = "127.0.0.1:{port}"
-secret_file = "{tmp_path}/session.key"
-[agi]
-listen = "127.0.0.1:{free_port()}"
-secret_file = "{tmp_path}/agi.secret"
-[[modem]]
-name = "modem1"
-connection = "at"
-device = "{device}"
-""")
-    return path, port
 
 
 def _hammer(port, stop, answered, errors):
@@ -49,7 +29,7 @@ def _hammer(port, stop, answered, errors):
 def test_sigterm_with_requests_in_flight_and_a_hung_modem_exits_0_within_10_s(
         tmp_path, db_url):
     with ModemSimulator(link=str(tmp_path / "modem")) as modem:
-        config, port = _config(tmp_path, db_url, modem.device)
+        config, port = write_config(tmp_path, db_url, None, at_device=modem.device)
         helpdesk(config, "init")
         log = open(tmp_path / "daemon.log", "w")
         process = start(config, log=log)
