@@ -7,7 +7,7 @@ BIN     = $(VENV)/bin
 # root or with passwordless sudo, else named with the command to run, and make stops.
 SYSTEM_DEPS = sh tests/system-deps.sh
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench translations clean
 
 # Re-made whenever pyproject.toml changes. The venv needs Python's venv module first.
 $(BIN)/helpdesk: pyproject.toml
@@ -36,6 +36,14 @@ test:
 BENCH_ARGS ?=
 bench: install
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+# After changing a user-visible string: extract, merge into the Indonesian catalogue
+# (fill in the new msgstr lines), then compile. tests/web/test_i18n.py checks all three.
+translations: install
+	@mkdir -p var
+	$(BIN)/pybabel extract -F babel.cfg -o var/messages.pot --no-location --sort-output .
+	$(BIN)/pybabel update -i var/messages.pot -d helpdesk_web/translations --no-fuzzy-matching --ignore-obsolete
+	$(BIN)/pybabel compile -d helpdesk_web/translations
 
 clean:
 	rm -rf $(VENV) var build *.egg-info

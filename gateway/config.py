@@ -9,6 +9,7 @@ import dataclasses
 import os
 import re
 import tomllib
+import zoneinfo
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -61,6 +62,8 @@ class Config:
     path: str = "(defaults)"
     database_url: str = "sqlite:///var/helpdesk.db"
     web_listen: str = "127.0.0.1:8080"
+    web_language: str = "id"  # the UI's language for a user who has not chosen one
+    timezone: str = "Asia/Jakarta"  # dates on pages and in reports
     secret_file: str = "var/session.key"
     agi_listen: str = "127.0.0.1:4573"
     agi_secret_file: str = "var/agi.secret"  # the dialplan passes its content (0640)
@@ -131,6 +134,14 @@ def _accounts(value):
     return None
 
 
+def _timezone(value):
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return 'must be a time zone name such as "Asia/Jakarta" or "Asia/Makassar"'
+    return None
+
+
 def _replacement(value):
     return None if value in ("rest", "new") else (
         'must be "rest" (the rest of the original warranty) or "new" (a new warranty period)')
@@ -148,7 +159,9 @@ def _phones(value):
 
 SCHEMA = {
     "database": {"url": ("database_url", str, _db_url)},
-    "web": {"listen": ("web_listen", str, _listen), "secret_file": ("secret_file", str, None)},
+    "web": {"listen": ("web_listen", str, _listen), "secret_file": ("secret_file", str, None),
+            "language": ("web_language", str, _language),
+            "timezone": ("timezone", str, _timezone)},
     "agi": {"listen": ("agi_listen", str, _listen),
             "secret_file": ("agi_secret_file", str, _file_path)},
     "sms": {

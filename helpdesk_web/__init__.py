@@ -43,7 +43,7 @@ def create_app(config: Config, sessionmaker, *, secret_key: bytes, on_queued=Non
     app.extensions["helpdesk"] = Helpdesk(config, sessionmaker, on_queued, click_to_call)
     app.json.sort_keys = False  # keep the contract's field order, easier to read
 
-    from helpdesk_web import auth, db, errors
+    from helpdesk_web import auth, db, errors, i18n
     from helpdesk_web.api import metrics
     from helpdesk_web.api import v1 as api
     from helpdesk_web.ui import inbox, modems, reply_templates, shop, tickets
@@ -53,7 +53,7 @@ def create_app(config: Config, sessionmaker, *, secret_key: bytes, on_queued=Non
     csrf = CSRFProtect(app)
     csrf.exempt(api.bp)  # the API authenticates with Bearer tokens, not cookies
     app.teardown_appcontext(db.close_db)
-    app.jinja_env.filters["when"] = tickets.local_time
+    i18n.init(app)
     app.jinja_env.globals["page_url"] = pager.page_url
     app.register_blueprint(auth.bp)
     app.register_blueprint(tickets.bp)

@@ -25,7 +25,7 @@ def _alembic_config(engine: Engine) -> AlembicConfig:
 
 def upgrade(engine: Engine) -> None:
     """Create an empty database at head, or bring an older one up to it."""
-    command.upgrade(_alembic_config(engine), "head")
+    command.upgrade(_alembic_config(engine), "heads")
 
 
 def check_current(engine: Engine) -> None:

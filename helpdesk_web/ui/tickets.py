@@ -1,18 +1,16 @@
 """The operator's screens: the ticket list, one ticket's conversation, reply and status."""
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import joinedload
 
 from gateway.db.models import (
     OPEN_TICKET_STATUSES,
     TICKET_KINDS,
     TICKET_STATUSES,
-    Contact,
     Message,
     SoldItem,
     Ticket,
@@ -20,14 +18,13 @@ from gateway.db.models import (
     User,
     utcnow,
 )
-from gateway.desk import warranty
+from gateway.desk import search, warranty
 from gateway.desk.calls import CallFailed
 from gateway.desk.outbox import OutboxError, queue_message
 from gateway.desk.users import audit
-from gateway.sms.phone import is_reachable, normalise
+from gateway.sms.phone import is_reachable
 from helpdesk_web import pager
 from helpdesk_web.auth import WRITERS, login_required
-from helpdesk_web.bounds import MAX_ID, parse_int
 from helpdesk_web.db import get_db, helpdesk, notify_queued
 
 bp = Blueprint("tickets", __name__)
@@ -35,13 +32,6 @@ bp = Blueprint("tickets", __name__)
 STATUSES, KINDS = TICKET_STATUSES, TICKET_KINDS
 CONVERSATION = 500  # newest messages shown on a ticket page
 REPAIRERS = ("admin", "supervisor", "operator")  # who set a warranty claim's repair state
-
-
-def local_time(value: dt.datetime | None) -> str:
-    """Naive UTC from the database in the server's own time zone (WIB on a shop's PC)."""
-    if value is None:
-        return ""
-    return value.replace(tzinfo=dt.UTC).astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 @bp.route("/")
@@ -59,7 +49,7 @@ def index():
     if kind in KINDS:
         query = query.where(Ticket.kind == kind)
     if q:
-        query = query.where(_search(q))
+        query = query.where(search.tickets_matching(q, helpdesk().config.country))
 
     db = get_db()
     found = pager.page(query, Ticket.id)
@@ -69,22 +59,6 @@ def index():
         .group_by(Message.ticket_id)).all()) if found.items else {}
     return render_template("tickets/list.html", page=found, last_message=last_message,
                            status=status, kind=kind, q=q, statuses=STATUSES, kinds=KINDS)
-
-
-def _search(q: str):
-    """A phone number in any spelling finds its contact; anything else searches text."""
-    phone = normalise(q, helpdesk().config.country)
-    if phone:
-        return Ticket.contact_id.in_(select(Contact.id).where(Contact.phone == phone))
-    conditions = [
-        Ticket.subject.contains(q, autoescape=True),
-        Ticket.contact_id.in_(select(Contact.id).where(Contact.name.contains(q, autoescape=True))),
-        Ticket.id.in_(select(Message.ticket_id).where(Message.text.contains(q, autoescape=True))),
-    ]
-    number = parse_int(q.lstrip("#"), 1, MAX_ID)  # a ticket number, as the customer quotes it
-    if number is not None:
-        conditions.append(Ticket.id == number)
-    return or_(*conditions)
 
 
 def _ticket_or_404(db, ticket_id: int) -> Ticket:
