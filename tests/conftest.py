@@ -1,13 +1,18 @@
 """Shared fixtures: a real database, a simulated modem on Gammu's dummy driver.
 
 Every database test runs on SQLite (the default a user gets), and again on MariaDB when
-HELPDESK_TEST_MYSQL_URL is set, as .ci/run does."""
+HELPDESK_TEST_MYSQL_URL is set, as .ci/run does. Browser tests get the app on a real port
+and a headless Chromium (`live_server`, `browser`); they never skip."""
 from __future__ import annotations
 
 import os
+import threading
 
 import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
 from sqlalchemy import text
+from werkzeug.serving import make_server
 
 from gateway.config import ModemConfig, parse
 from gateway.db.engine import make_engine, make_sessionmaker
@@ -212,3 +217,50 @@ def statements(engine):
         finally:
             event.remove(engine, "before_cursor_execute", before)
     return count
+
+
+# Where the browser and its driver are, in the order tests/system-deps.sh looks:
+# HELPDESK_CHROMIUM and HELPDESK_CHROMEDRIVER, Debian's chromium and chromium-driver,
+# Ubuntu's chromium snap (which carries its driver).
+CANDIDATES = [("/usr/bin/chromium", "/usr/bin/chromedriver"),
+              ("/snap/bin/chromium", "/snap/bin/chromium.chromedriver")]
+
+
+def find_chromium() -> tuple[str, str]:
+    chosen = os.environ.get("HELPDESK_CHROMIUM"), os.environ.get("HELPDESK_CHROMEDRIVER")
+    candidates = [chosen] if any(chosen) else CANDIDATES
+    for browser, driver in candidates:
+        if all(path and os.access(path, os.X_OK) for path in (browser, driver)):
+            return browser, driver
+    pytest.fail("Chromium and its driver are missing ("
+                + ", ".join(f"{b} + {d}" for b, d in candidates) + "): run "
+                "`sh tests/system-deps.sh test` (as root or with sudo it installs them; "
+                "`make test` runs it first)", pytrace=False)
+
+
+@pytest.fixture
+def live_server(app):
+    """The app on a free port of 127.0.0.1, served from a thread."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    thread.join(timeout=10)
+
+
+@pytest.fixture
+def browser(tmp_path):
+    chromium, chromedriver = find_chromium()
+    options = webdriver.ChromeOptions()
+    options.binary_location = chromium
+    for arg in ("--headless", "--no-sandbox", "--disable-gpu",
+                "--disable-background-networking"):
+        options.add_argument(arg)
+    if not chromium.startswith("/snap/"):  # a snap has a /tmp of its own and makes its profile
+        options.add_argument(f"--user-data-dir={tmp_path / 'chromium'}")
+    # An explicit driver path, so selenium-manager never tries to download one.
+    driver = webdriver.Chrome(service=Service(chromedriver), options=options)
+    driver.set_page_load_timeout(30)
+    yield driver
+    driver.quit()

@@ -96,3 +96,13 @@ def wait_for(predicate, timeout=20.0, interval=0.05, what="condition"):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+
+
+def screenshot(browser, name: str) -> None:
+    """The README shows these: docs/screenshots/<name>.png, at a thin client's 1280x800."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    browser.set_window_size(1280, 800)
+    browser.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
