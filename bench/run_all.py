@@ -97,6 +97,10 @@ BENCHMARKS = [
               quick=["--contacts", "2000", "--calls", "200", "--seconds", "3",
                      "--concurrency", "20", "--max-seconds", "60"],
               timeout=(900, 200)),
+    Benchmark("soak", "soak_bench.py",
+              "100,000 texts through the simulated modem into a running daemon, tickets "
+              "resolved as it goes: memory, time per text, database size",
+              "benchmarks-soak.md", full=[], quick=["--texts", "2000"], timeout=(1500, 200)),
     Benchmark("reader", "reader_bench.py",
               "accuracy of gateway.desk.reader on tests/data and its throughput on one core",
               "benchmarks.md", full=[], quick=["--reads", "5000"], timeout=(600, 120)),
@@ -340,8 +344,16 @@ def _announce(out: Outcome, tmp: Path) -> list[str]:
     return lines
 
 
+def _soak(out: Outcome, tmp: Path) -> list[str]:
+    lines = [line.strip() for line in out.output.splitlines()
+             if re.match(r"(RSS|per text|database) ", line.strip())]
+    if len(lines) < 3:
+        raise LookupError("no soak summary")
+    return lines
+
+
 HEADLINES = {"spine": _spine, "modem": _modem, "agi": _agi, "reader": _reader,
-             "announce": _announce}
+             "announce": _announce, "soak": _soak}
 
 
 # -- the pages ------------------------------------------------------------------------------------
@@ -456,7 +468,8 @@ def put_section(page: Path, section: str, title: str) -> None:
 
 TITLES = {"benchmarks.md": "Benchmarks", "benchmarks-agi.md": "FastAGI caller lookup: benchmark",
           "benchmarks-modem.md": "Modem side: benchmark",
-          "benchmarks-announce.md": "Texts the moment they arrive: benchmark"}
+          "benchmarks-announce.md": "Texts the moment they arrive: benchmark",
+          "benchmarks-soak.md": "Soak: 100,000 texts through a simulated modem"}
 
 
 def write_pages(docs: Path, run_info: dict, outcomes: list[Outcome]) -> list[Path]:

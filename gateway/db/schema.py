@@ -30,11 +30,13 @@ def upgrade(engine: Engine) -> None:
 
 def check_current(engine: Engine) -> None:
     """Raise SchemaOutdated with the command to run unless the schema is at head."""
-    head = ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+    heads = set(ScriptDirectory.from_config(_alembic_config(engine)).get_heads())
     with engine.connect() as conn:
-        current = MigrationContext.configure(conn).get_current_revision()
-    if current != head:
-        state = "has no helpdesk schema" if current is None else f"is at schema {current}"
+        current = set(MigrationContext.configure(conn).get_current_heads())
+    if current != heads:
+        head = ", ".join(sorted(heads))
+        state = ("has no helpdesk schema" if not current
+                 else f"is at schema {', '.join(sorted(current))}")
         raise SchemaOutdated(
             f"the database {engine.url.render_as_string(hide_password=True)} {state}, "
             f"this version needs {head}: run `helpdesk init` to create or upgrade it")
