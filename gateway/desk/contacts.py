@@ -30,12 +30,14 @@ def contact_for(session, phone: str, write: bool = True) -> Contact:
     return contact
 
 
-def open_ticket_for(session, contact_id: int | None) -> Ticket | None:
+def open_ticket_for(session, contact_id: int | None, phone: str | None = None) -> Ticket | None:
+    """The contact's newest open ticket; within a batch by `phone`, so that a ticket
+    opened earlier in the batch, not yet written, is found."""
+    known = batch_map(session, "open_tickets")
+    if known is not None and phone in known:
+        return known[phone]
     if contact_id is None:
         return None  # a contact not yet written has no tickets
-    known = batch_map(session, "open_tickets")
-    if known is not None and contact_id in known:
-        return known[contact_id]
     return session.scalar(
         select(Ticket).where(Ticket.contact_id == contact_id,
                              Ticket.status.in_(OPEN_TICKET_STATUSES))
@@ -48,12 +50,12 @@ def prefetch(session, phones: set[str]) -> None:
     contacts = {phone: None for phone in phones}
     contacts.update({c.phone: c for c in session.scalars(
         select(Contact).where(Contact.phone.in_(phones)))})
-    ids = [c.id for c in contacts.values() if c is not None]
-    open_tickets = dict.fromkeys(ids)
+    ids = {c.id: phone for phone, c in contacts.items() if c is not None}
+    open_tickets = dict.fromkeys(phones)
     for ticket in session.scalars(select(Ticket).where(
             Ticket.contact_id.in_(ids), Ticket.status.in_(OPEN_TICKET_STATUSES))
             .order_by(Ticket.id)):
-        open_tickets[ticket.contact_id] = ticket  # the newest wins
+        open_tickets[ids[ticket.contact_id]] = ticket  # the newest wins
     cache = session.info["batch"]
     cache["contacts"], cache["open_tickets"] = contacts, open_tickets
-    cache["open_orders"] = orders.prefetch_open_orders(session, ids)
+    cache["open_orders"] = orders.prefetch_open_orders(session, list(ids))

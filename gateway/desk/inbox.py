@@ -50,6 +50,7 @@ def _store_batch(session, modem, parts, config, now) -> StoreResult:
     completed, groups, completed_ids = [], [], []
     contacts.prefetch(session, {normalise(p.sender, config.country) or p.sender
                                for k, p in keys.items() if k not in known})
+    intake.defer_replies(session)
     for key, part in keys.items():
         if key in known:
             continue  # stored before a crash or a failed delete: only delete it again
@@ -77,6 +78,8 @@ def _store_batch(session, modem, parts, config, now) -> StoreResult:
         count = waiting[0].part_count
         if len({p.part_number for p in waiting}) >= count:
             completed.append(_file(session, modem, waiting, count, config, now))
+    session.flush()  # the batch's rows in a few statements: every new ticket has its number
+    intake.send_replies(session)
     session.flush()
     return StoreResult(deletable=[p.location for p in parts],
                        messages=completed_ids + [message.id for message in completed])

@@ -6,6 +6,7 @@ from gateway.desk.reader, a pure function; this module only acts on it.
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -47,18 +48,29 @@ class Inbound:
         return self.contact.language or self.config.language
 
     def reply(self, template: str, ticket: Ticket | None = None, **fields) -> None:
-        """Queue an automatic answer, unless the sender cannot receive one."""
+        """Queue an automatic answer, unless the sender cannot receive one. Within a batch
+        it is written after the batch's rows (`send_replies`), once every new ticket has
+        the number the answer tells; `ticket_number` comes from `ticket`."""
         if not is_reachable(self.message.number):
             return
-        self.written()
+        pending = batch_map(self.session, "replies")
+        if pending is None:
+            self.written()
+            self._queue_reply(template, ticket, fields)
+        else:
+            pending.append(functools.partial(self._queue_reply, template, ticket, fields))
+
+    def _queue_reply(self, template: str, ticket: Ticket | None, fields: dict) -> None:
+        if ticket is not None:
+            fields = {"ticket_number": ticket.number, **fields}
         text = replies.render(template, self.language, self.session, **fields)
-        queue_message(self.session, self.message.number, text,
-                      ticket_id=ticket.id if ticket else None, contact_id=self.contact.id,
-                      modem=self.message.modem)
+        message = queue_message(self.session, self.message.number, text,
+                                modem=self.message.modem, flush=False)
+        message.ticket, message.contact = ticket, self.contact
 
     def written(self) -> None:
-        """Write what is pending, where a handler needs the ids (a number to tell)."""
-        if self.contact.id is None or self.message.id is None:
+        """Write what is pending, where a handler needs the ids (an order's ticket)."""
+        if self.session.new:
             self.session.flush()
 
     def attach(self, ticket: Ticket, kind: str = "message_in") -> Ticket:
@@ -73,10 +85,9 @@ class Inbound:
                         subject=" ".join(self.message.text.split())[:200], created_at=utcnow())
         self.session.add(ticket)
         self.attach(ticket, "created")
-        self.session.flush()  # its number is in the answer
         known = batch_map(self.session, "open_tickets")
-        if known is not None:
-            known[self.contact.id] = ticket
+        if known is not None:  # the sender's next text in this batch joins it
+            known[self.contact.phone] = ticket
         return ticket
 
     def follow_up(self) -> Ticket:
@@ -87,12 +98,24 @@ class Inbound:
         return self.attach(ticket)
 
 
+def defer_replies(session) -> None:
+    """Within this batch, automatic answers wait for `send_replies`: the batch's rows are
+    then written together, not a few statements per text."""
+    session.info["batch"]["replies"] = []
+
+
+def send_replies(session) -> None:
+    """Queue the answers `defer_replies` held back; the batch's rows must be written."""
+    for queue_reply in session.info["batch"].pop("replies", []):
+        queue_reply()
+
+
 def receive(session, message: Message, config) -> None:
     """File an inbound text: read it, then act on what it means."""
     contact = contact_for(session, message.number, write=False)
     message.contact = contact
     session.add(message)
-    open_ticket = open_ticket_for(session, contact.id)
+    open_ticket = open_ticket_for(session, contact.id, contact.phone)
     open_orders = orders.open_orders(session, contact.id) if contact.id is not None else []
     context = reader.Context(
         has_open_ticket=open_ticket is not None,
@@ -117,7 +140,7 @@ def _question(inbound: Inbound) -> None:
         return
     inbound.message.intent = "other"
     ticket = inbound.new_ticket("question")
-    inbound.reply("ack_new_ticket", ticket, ticket_number=ticket.number)
+    inbound.reply("ack_new_ticket", ticket)
 
 
 def _complaint(inbound: Inbound) -> None:
@@ -129,12 +152,13 @@ def _complaint(inbound: Inbound) -> None:
             ticket.kind = "complaint"
         return
     ticket = inbound.new_ticket("complaint")
-    inbound.reply("complaint_ack", ticket, ticket_number=ticket.number)
+    inbound.reply("complaint_ack", ticket)
 
 
 def _order(inbound: Inbound) -> None:
     reading = inbound.reading
     ticket = inbound.new_ticket("order")
+    inbound.written()  # the order points at its ticket and text
     lines = [orders.Line(item.code, item.quantity) for item in reading.items]
     try:
         if "unknown_product" in reading.problems and not lines:
@@ -148,7 +172,7 @@ def _order(inbound: Inbound) -> None:
         inbound.session.add(TicketEvent(ticket_id=ticket.id, kind="note",
                                         detail=f"order not taken: {problem.reason}"))
         inbound.reply("order_problem", ticket, problem=problem.reason,
-                      ticket_number=ticket.number, **_problem_fields(problem))
+                      **_problem_fields(problem))
         return
     ticket.status = "pending"  # waiting for the customer's payment
     inbound.reply("order_created", ticket, order_number=order.number, total=order.total,
@@ -186,11 +210,11 @@ def _payment(inbound: Inbound) -> None:
     payments.record_payment(session, inbound.contact.id, reading.amount, reading.bank,
                             reading.payer_name, order if matched else None, inbound.message.id)
     if not matched:
-        session.add(TicketEvent(ticket_id=ticket.id, kind="note",
+        session.add(TicketEvent(ticket=ticket, kind="note",
                                 detail=f"payment not matched to an order: {reason}"))
     inbound.reply("payment_received", ticket, amount=reading.amount or 0, reason=reason,
                   order_number=order.number if order else reading.order_number,
-                  expected=order.total if order else 0, ticket_number=ticket.number)
+                  expected=order.total if order else 0)
 
 
 def _status(inbound: Inbound) -> None:
@@ -253,11 +277,10 @@ def _warranty(inbound: Inbound) -> None:
     if item is None:
         # A person looks: a serial we do not know, or none that could be read.
         ticket = inbound.new_ticket("warranty")
-        session.add(TicketEvent(ticket_id=ticket.id, kind="note", detail=(
+        session.add(TicketEvent(ticket=ticket, kind="note", detail=(
             f"warranty: serial {serial} not found" if serial else
             f"warranty: no serial read ({', '.join(reading.problems) or 'none'})")))
-        inbound.reply("warranty_not_found", ticket, serial=serial or "",
-                      ticket_number=ticket.number)
+        inbound.reply("warranty_not_found", ticket, serial=serial or "")
         return
     inbound.written()
     mine = item.contact_id == inbound.contact.id
@@ -279,11 +302,12 @@ def _warranty(inbound: Inbound) -> None:
         inbound.attach(ticket)
     else:
         ticket = inbound.new_ticket("warranty")
+        inbound.written()  # the claim points at its ticket
         warranty.open_claim(session, item, ticket)
         if not mine:
-            session.add(TicketEvent(ticket_id=ticket.id, kind="note", detail=(
+            session.add(TicketEvent(ticket=ticket, kind="note", detail=(
                 "warranty: the sender is not the customer this item was sold to")))
-    inbound.reply("warranty_claim_ack", ticket, ticket_number=ticket.number, **fields)
+    inbound.reply("warranty_claim_ack", ticket, **fields)
 
 
 def _open_claim_of(session, item, contact_id: int):

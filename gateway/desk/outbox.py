@@ -28,8 +28,9 @@ class Outgoing:
 
 
 def queue_message(session, number: str, text: str, *, ticket_id=None, user_id=None,
-                  contact_id=None, modem=None) -> Message:
-    """Add a text to the outbox; the dispatcher picks it up within a poll."""
+                  contact_id=None, modem=None, flush=True) -> Message:
+    """Add a text to the outbox; the dispatcher picks it up within a poll. flush=False
+    leaves the row to the caller's next flush (a batch of texts writes them together)."""
     if not text or not text.strip():
         raise OutboxError("the text is empty")
     if len(text) > MAX_TEXT:
@@ -43,7 +44,8 @@ def queue_message(session, number: str, text: str, *, ticket_id=None, user_id=No
         ticket = session.get(Ticket, ticket_id)
         if ticket is not None and ticket.first_response_at is None:
             ticket.first_response_at = message.created_at
-    session.flush()
+    if flush:
+        session.flush()
     return message
 
 

@@ -149,3 +149,27 @@ def test_gsm7_ucs2_and_long_texts_stored_unchanged(sessionmaker, store):
     store([part(t, sender=f"+62812000000{i}", location=i)
                          for i, t in enumerate(texts)])
     assert [m.text for m in inbound(sessionmaker)] == texts
+
+
+def test_a_batch_is_filed_with_the_same_statements_whatever_its_size(store, statements,
+                                                                     sessionmaker, db_url):
+    """Set-based filing: one query each for the batch's contacts, tickets and orders, and
+    its contacts, tickets, texts, parts, events and acknowledgements written together at
+    the end, not flushed text by text. MariaDB and PostgreSQL take each table's rows in
+    one INSERT; SQLite cannot return the ids of several rows in their order, so there
+    SQLAlchemy sends one INSERT per row (in-process, cheap) and only those may grow."""
+    def batch(first, size):
+        return [part(f"paket data belum masuk {i}", sender=f"+6281300{i:06d}", location=i)
+                for i in range(first, first + size)]
+    store(batch(0, 1))  # the catalogue and templates are read once the same way after
+    with statements() as small:
+        store(batch(100, 5))
+    with statements() as large:
+        store(batch(200, 40))
+    if db_url.startswith("sqlite"):
+        small, large = ([q for q in seen if not q.startswith("INSERT")] for seen in (small, large))
+    assert len(large) == len(small), "\n".join(large)
+    with sessionmaker() as s:
+        assert s.scalar(select(func.count()).select_from(Ticket)) == 46
+    assert len(outbound(sessionmaker)) == 46
+    assert all(f"nomor tiket {m.ticket_id}" in m.text for m in outbound(sessionmaker))
