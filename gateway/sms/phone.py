@@ -1,6 +1,7 @@
 """Phone numbers: every way a customer's number is written becomes one E.164 string."""
 from __future__ import annotations
 
+import functools
 import re
 
 import phonenumbers
@@ -8,6 +9,9 @@ import phonenumbers
 _JUNK = re.compile(r"[\s\-().]")
 
 
+# A pure function of two strings, asked twice for every text filed (its batch's lookup,
+# then its own row) and for every search: the parse is the costly part.
+@functools.lru_cache(maxsize=8192)
 def normalise(raw: str, region: str = "ID") -> str | None:
     """'0812-3456-7890', '62812...', '+62 812...', '0062812...' -> '+62812...'.
 
