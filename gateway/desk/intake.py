@@ -120,7 +120,8 @@ def receive(session, message: Message, config) -> None:
     context = reader.Context(
         has_open_ticket=open_ticket is not None,
         open_order_numbers=tuple(o.number for o in open_orders),
-        product_codes=_product_codes(session))
+        product_codes=_product_codes(session),
+        product_names=_product_names(session))
     reading = reader.read(message.text, context)
     message.intent = API_INTENT.get(reading.intent, reading.intent)
     inbound = Inbound(session, message, contact, open_ticket, reading, config)
@@ -130,6 +131,13 @@ def receive(session, message: Message, config) -> None:
 def _product_codes(session) -> frozenset:
     return batch_cached(session, "product_codes", lambda: frozenset(session.scalars(
         select(Product.code).where(Product.active.is_(True)))))
+
+
+def _product_names(session) -> reader.ProductNames:
+    """The active products' names for the reader, so "beli flashdisk sandisk 2" is an
+    order of that product's code."""
+    return batch_cached(session, "product_names", lambda: reader.product_names(session.execute(
+        select(Product.code, Product.name).where(Product.active.is_(True))).all()))
 
 
 def _question(inbound: Inbound) -> None:

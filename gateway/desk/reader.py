@@ -9,10 +9,15 @@ How it works, in order:
 1. `_tokenise` cuts the text into words, plain numbers, money amounts and phone
    numbers with one precompiled regex, so that "Rp 55.000" and "1,5jt" stay whole
    although "." and "," are also field separators.
-2. Words are mapped through ABBREVIATIONS ("blm" -> "belum", "tf" -> "transfer"), and a
+2. Words are mapped through ABBREVIATIONS ("blm" -> "belum", "tf" -> "transfer"), a
+   word one slip from a word the reader knows is read as that word ("samppai"), and a
    canonical string of the words is searched with a few precompiled patterns.
 3. A keyword as the first word (or after greetings such as "min, mau ...") picks a
-   field reader; otherwise the free-text rules decide, conservatively.
+   field reader; products with quantities after a greeting ("minta xl25 2") are an
+   order; otherwise the free-text rules decide, conservatively, in this order: opting
+   out, a complaint (a fault, a delay, a let-down; not a question about a rule), money
+   sent (not asked about, planned or conditional), a status question (an order or
+   ticket number with "statusnya", "sudah dikirim?", "sampai mana", ...).
 """
 from __future__ import annotations
 
@@ -78,7 +83,9 @@ ABBREVIATIONS = {
     "kalo": "kalau", "klo": "kalau", "klu": "kalau", "kl": "kalau", "ntar": "nanti",
     "nnti": "nanti", "skrg": "sekarang", "skrng": "sekarang", "tp": "tapi",
     "tpi": "tapi", "krm": "kirim", "dikrm": "dikirim", "brg": "barang", "pls": "please",
-    "plz": "please", "orderan": "pesanan", "psnan": "pesanan", "pesenan": "pesanan",
+    "plz": "please", "ilang": "hilang", "kepake": "terpakai", "kepakai": "terpakai",
+    "isiin": "isi", "isikan": "isi", "memesan": "pesan", "membeli": "beli",
+    "orderan": "pesanan", "psnan": "pesanan", "pesenan": "pesanan",
 }
 
 # Words that may open a text before the keyword ("halo min, mau pesan ...").
@@ -86,7 +93,9 @@ LEADING_FILLERS = frozenset("""
     halo hallo hai hi hello helo pagi siang sore malam selamat met assalamualaikum
     assalamu alaikum ass askum asw salam permisi misi p ping min kak gan sis bos boss bro pak bu mas
     mbak om saya aku kami mau pengen ingin minta tolong mohon please dong ya nih deh
-    sekarang ini oke ok
+    sekarang ini oke ok i we want wanna would like to need can could may d
+    ambil isi kirim kirimin kirimkan pesankan orderkan beliin butuh perlu get buy take you
+    send give me
 """.split())
 
 # Words with no content of their own; trimmed from notes, and a HELP/STOP followed only
@@ -99,6 +108,7 @@ POLITE = frozenset("""
 # Skipped before the first product of an order ("beli voucher xl25 2").
 ORDER_FILLERS = frozenset("""
     voucher vocer paket pulsa kuota produk kode item barang nya yang untuk
+    lagi dong donk deh dulu ya yaa nih kak min gan sis bos mas juga please
 """.split())
 QTY_PREFIX = frozenset("qty jumlah jml sebanyak sejumlah x".split())
 QTY_UNITS = frozenset("pcs pc buah bh lembar lbr biji unit item ea kali".split())
@@ -165,36 +175,111 @@ _COMPLAINT_PHRASES = [
     r"|terkirim|diproses|dibalas|dibales|direspon|berfungsi|nyala|jalan|konek|connect"
     r"|keluar|muncul|ada kabar|ada respon|ada balasan|bisa di[a-z]+"
     r"|bisa (?:masuk|login|pakai|isi|konek|connect|aktif|redeem))",
-    r"masih belum", r"belum juga", r"padahal", r"kok (?:belum|tidak|lama|malah|masih)",
+    r"masih belum", r"belum juga", r"padahal",
+    r"kok (?:belum|tidak|lama|malah|masih|mahal|susah|ribet|jelek|beda|gitu|begitu|begini"
+    r"|sedikit|cuma|hanya)",
+    r"(?:beda|berbeda|lain) (?:sama|dengan|dari) (?:yang |foto|gambar|pesanan|iklan|deskripsi)",
     r"kecewa", r"mengecewakan", r"rusak", r"pecah", r"cacat", r"penipu[a-z]*", r"ditipu",
     r"nipu", r"tipu", r"lemot", r"lelet", r"lambat", r"error", r"eror", r"gagal",
     r"hilang", r"terpotong", r"kepotong", r"gangguan", r"tidak sesuai",
-    r"salah (?:kirim|barang|produk|item)", r"komplain", r"keluhan", r"complaint",
+    # "maaf salah kirim": the sender's own slip, not the shop's.
+    r"(?<!maaf )(?<!saya )(?<!aku )salah (?:kirim|barang|produk|item)",
+    r"komplain", r"keluhan", r"complaint",
     r"refund", r"kembalikan uang", r"balikin", r"parah", r"kesal", r"kesel", r"kapok",
     r"lama (?:banget|sekali|amat)", r"invalid", r"expired", r"kadaluarsa", r"kadaluwarsa",
     r"kedaluwarsa", r"hangus", r"nyangkut", r"zonk",
     r"not (?:received|working|work|arrived|active|valid)",
     r"(?:didn t|doesn t|don t|isn t|wasn t|hasn t|haven t|did not|does not|never) "
-    r"(?:arrive|arrived|receive|received|work|working|come)",
+    r"(?:arrive|arrived|receive|received|work|working|come|came|delivered|showed up)",
     r"broken", r"damaged", r"disappointed", r"scam", r"still not", r"wrong (?:item|product)",
+    # A faulty thing, described without the word "rusak": "masih macet", "mati total",
+    # "tidak kebaca", "masuk cuma setengah", "malah mati".
+    r"macet", r"mati(?: total)?", r"hang", r"bergaris", r"retak", r"bocor", r"penyok",
+    r"lecet", r"sobek", r"robek", r"basi", r"palsu", r"kw", r"putus", r"copot", r"baret",
+    r"tergores", r"gosong", r"meledak", r"kembung",
+    r"(?:belum|tidak|tak)(?: juga)? (?:kebaca|terbaca|terdeteksi|kedetect|detect|bunyi"
+    r"|bisa dicas|ngecas|mengisi|lengkap|cocok|pas|jelas|nyambung|tersambung|terisi"
+    r"|bertambah|nambah|berubah|berkurang|selesai|beres|diganti|diperbaiki|dikembalikan"
+    r"|direfund)",
+    r"(?:sudah|telah) (?:terpakai|dipakai orang)", r"buruk", r"jelek", r"payah", r"bohong",
+    r"masih sama (?:saja|aja)", r"malah (?:mati|rusak|error|hang|tambah|makin|parah|jadi)",
+    r"(?:cuma|hanya|cuman|cm) (?:masuk )?(?:setengah|sebagian|separuh)",
+    r"kurang (?:satu|lengkap|NUM (?:pcs|pc|buah|bh|biji|item|unit|lembar))",
+    r"(?:cepat|cepet|tiba|mendadak)(?: banget)? habis", r"habis sendiri",
+    r"(?:masuk|dikirim|datang|diterima)(?:nya)? (?:cuma|hanya|kurang)",
+    r"(?:warna|ukuran|model|tipe|isi|jumlah|kembalian)(?:nya)? (?:beda|berbeda|salah|lain|kurang)",
+    r"(?:ditagih|dipotong|terdebet|didebet) (?:dua kali|2x|double|dobel|lagi)",
+    r"stopped working", r"dead", r"faulty", r"terrible", r"awful", r"worst",
+    r"(?:bad|poor) (?:service|quality|product|experience)",
+    r"defective", r"missing", r"not (?:charging|turning on|delivered|complete)",
 ]
-_COMPLAINT_RE = re.compile(r"\b(?:" + "|".join(_COMPLAINT_PHRASES) + r")\b")
+# "rusaknya", "errornya": the suffix -nya does not change what the word says.
+_COMPLAINT_RE = re.compile(r"\b(?:" + "|".join(_COMPLAINT_PHRASES) + r")(?:nya)?\b")
 _PAY_VERBS = (r"(?:ditransfer|transfer|transferan|bayar|dibayar|membayar|pembayaran|lunas"
-              r"|dilunasi|melunasi|setor|paid|transferred)")
+              r"|dilunasi|melunasi|setor|paid|transferred|payment)")
 _PAY_VERB_RE = re.compile(r"\b" + _PAY_VERBS + r"\b")
 # "sudah saya transfer", "barusan tf", "pembayaran sudah": the payment has happened.
 _PAID_RE = re.compile(
     r"\b(?:sudah|telah|barusan|baru|tadi|already|just|have|has)"
     r"(?: (?!mau|akan|belum|tidak|nanti)[a-z]+){0,2} (?:di ?)?" + _PAY_VERBS + r"\b"
-    r"|\b(?:transfer|pembayaran|bayar)(?:nya|an)? (?:sudah|telah)\b"
+    r"|\b(?:transfer|pembayaran|bayar)(?:nya|an)?(?: AMT| NUM)? (?:sudah|telah)\b"
+    # "payment 150rb done via bca", "transfer of 1,5jt completed"
+    r"|\b(?:payment|transfer)(?: (?:[a-z]+|AMT|NUM)){0,3} (?:done|completed|complete|made"
+    r"|sent|successful|berhasil|sukses)\b"
     r"|\b(?:ditransfer|dibayar|paid|transferred)\b")
 _NOT_PAID_RE = re.compile(r"\b(?:belum|tidak)(?: (?!sudah|telah)[a-z]+)? (?:di ?)?"
                           r"(?:transfer|bayar|lunas)")
 _CONDITIONAL_RE = re.compile(r"\b(?:kalau|jika|jikalau|apabila|seandainya|misal|misalnya|if)\b")
 _QUESTION_RE = re.compile(r"\b(?:apakah|apa|bisa|bisakah|boleh|bolehkah|bagaimana|berapa"
-                          r"|kapan|dimana|kemana|kenapa|mengapa|can|could|how|where|what"
+                          r"|kapan|mana|dimana|kemana|kenapa|mengapa|can|could|how|where|what"
                           r"|when|why)\b")
 _FUTURE_RE = re.compile(r"\b(?:mau|akan|nanti|besok|rencana|pengen|ingin|will|want)\b")
+# Asking how far an order or a repair has got: "sudah dikirim belum?", "kapan selesai",
+# "sampai mana", "gimana statusnya", "track order 5".
+_PROGRESS = (r"(?:dikirim|terkirim|dikirimkan|kirim|diproses|proses|jalan|selesai|sampai"
+             r"|datang|diterima|beres|jadi|siap|ready|shipped|sent|delivered|done|finished"
+             r"|arrived|dispatched|dikerjakan|diservis|diperbaiki|processed|completed|packed"
+             r"|dipacking|dikemas|diambil|bisa diambil|arrive|ship|deliver|delivered)")
+# Words that ask for a status by themselves ("statusnya", "track", "sampai mana") ...
+_STATUS_WORD_RE = re.compile(
+    r"\b(?:status|statusnya|kabar|kabarnya|track|tracking|trace|lacak|posisi|progress|progres"
+    r"|progresnya|update|updatenya|cek|dicek|check|cekin|resi|info|news|sampai mana)\b"
+    r"|\b" + _PROGRESS + r"(?:nya)? (?:belum|apa belum|atau belum|yet|or not)\b")
+# ... and "has it happened" forms, a status question only when asked ("sudah dikirim?";
+# "pesanan 12 sudah diterima, makasih" is a thank-you).
+_PROGRESS_RE = re.compile(
+    r"\b(?:sudah|telah|kapan|when|has|have|is|was|been|already|apa)(?: (?:[a-z]+|NUM)){0,4} "
+    + _PROGRESS + r"(?:nya)?\b")
+# "jangan kirim promo lagi", "please stop sending messages": opting out in a sentence.
+_OPT_OUT_RE = re.compile(
+    r"\b(?:jangan|usah|stop|berhenti|hentikan|don t|do not|dont)(?: [a-z]+)? "
+    r"(?:kirim|kirimi|dikirimi|sms|send|sending|text|texting|message|messaging|spam)"
+    r"(?: [a-z]+){0,2} (?:promo|broadcast|bc|iklan|sms|messages|texts|info|lagi|spam)\b")
+# "... sudah dikirim belum": a question even without "?".
+_PENDING_RE = re.compile(r"\b" + _PROGRESS + r"(?:nya)? (?:apa |atau )?belum\b")
+# Money handed over in other words ("sudah sy kirim"); a payment only with a bank named.
+_SENT_RE = re.compile(r"\b(?:sudah|telah|barusan|already|just)(?: [a-z]+)? (?:di)?(?:kirim|sent)\b"
+                      r"|\b(?:sudah|telah|done)(?: [a-z]+){0,2} AMT (?:via|ke|lewat|pakai|dari)\b"
+                      r"|\bsent AMT\b")
+# What a status question is about when it gives no number: "pesanan saya sudah dikirim?"
+_STATUS_THING = (r"(?:pesanan|order|tiket|ticket|kiriman|paket|servis|servisan|service|perbaikan"
+                 r"|repair|barang|package|parcel)")
+_STATUS_SUBJECT_RE = re.compile(r"\b(?:" + _STATUS_THING + r"|pesan|beli|dibeli|ordered|bought)\b")
+# "dimana pesanan saya?", "where is my order": where a thing is, not where to buy.
+_WHERE_RE = re.compile(r"\b(?:dimana|di mana|where)\b(?: [a-z]+){0,2} " + _STATUS_THING
+                       + r"\b|\b" + _STATUS_THING + r"(?: [a-z]+){0,2} (?:dimana|di mana)\b")
+_STATUS_REF_WORD_RE = re.compile(r"(?:tkt|tiket|ticket|ord|order|inv)([0-9]{1,12})")
+
+# "bisa pesan ...", "can I order ...": a polite request, not a question about the shop.
+_REQUEST_RE = re.compile(r"\b(?:bisa|bisakah|boleh|bolehkah|can|could|may)"
+                         r"(?: (?:saya|aku|kami|i|we|you|minta|tolong|please))? "
+                         r"(?:pesan|order|beli|minta|get|have|buy|send|kirim|kirimin|ambil)\b"
+                         r"|\b(?:bisa|boleh)(?: tidak)?$")
+_CANCEL_RE = re.compile(r"\b(?:batal|batalkan|dibatalkan|dibatalin|cancel|cancelled|canceled)\b")
+# Words that ask about the offer (price, stock, discount), so an order-shaped text that
+# names them is a question: "beli xl25 10 ada diskon?".
+_OFFER_QUESTION_RE = re.compile(r"\b(?:harga|harganya|price|diskon|discount|promo|stok|stock"
+                                r"|ready|ongkir|ada|tersedia|available)\b")
 
 # --------------------------------------------------------------------------------------
 # Public types
@@ -216,6 +301,8 @@ class Context:
     has_open_ticket: bool = False
     open_order_numbers: tuple[str, ...] = ()
     product_codes: frozenset[str] = frozenset()   # upper case, e.g. "XL25"
+    # The shop's product names, from product_names(): "beli flashdisk sandisk 32gb 2".
+    product_names: ProductNames | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,8 +350,10 @@ _AMOUNT_RE = re.compile(_AMOUNT_PARTS)
 _PLAIN_RE = re.compile(r"0|[1-9][0-9]*")
 _DECIMAL_RE = re.compile(r"(0|[1-9][0-9]*)[.,]([0-9]{1,3})")
 # "150.000", "1.500.000,00", and "500,00" (cents after an ungrouped number).
+# "150.000", "1.500.000,00", "50.000.00" (cents after groups of three are no group), and
+# "500,00" (cents after an ungrouped number).
 _GROUPED_DOT_RE = re.compile(
-    r"([1-9][0-9]{0,2}(?:\.[0-9]{3})+|(?:[1-9][0-9]*|0)(?=,))(?:,([0-9]{1,2}))?")
+    r"([1-9][0-9]{0,2}(?:\.[0-9]{3})+|(?:[1-9][0-9]*|0)(?=,))(?:[,.]([0-9]{1,2}))?")
 _GROUPED_COMMA_RE = re.compile(r"([1-9][0-9]{0,2}(?:,[0-9]{3})+)(?:\.([0-9]{1,2}))?")
 _MIN_PLAIN_AMOUNT = 100   # a bare number below this in the amount slot is not a price
 _MAX_DIGITS = 15   # longer runs are account or card numbers, and int() has a limit
@@ -282,6 +371,8 @@ def _number_value(digits: str, unit: str | None) -> int | None:
         if not m:
             return None
         whole, frac = m.groups()
+        if len(frac) == 3 and UNITS[unit] == 1_000:
+            return int(whole + frac) * 1_000    # "1.250rb": thousands grouped, not decimals
         scaled = int(whole + frac) * UNITS[unit]
         denominator = 10 ** len(frac)
         return scaled // denominator if scaled % denominator == 0 else None
@@ -344,7 +435,7 @@ class _Tok:
 
 
 # "dikirim2", "barang2": a trailing 2 doubles the word (dikirim-dikirim).
-_DOUBLED_RE = re.compile(r"([a-z]{4,})2")
+_DOUBLED_RE = re.compile(r"([a-z]{3,})2")
 
 
 @functools.lru_cache(maxsize=8192)   # customers reuse a small vocabulary; saves ~10%
@@ -352,7 +443,43 @@ def _canonical_word(low: str) -> str:
     doubled = _DOUBLED_RE.fullmatch(low)
     if doubled:
         low = doubled.group(1)
-    return ABBREVIATIONS.get(low, low)
+    low = ABBREVIATIONS.get(low, low)
+    if low in _VOCABULARY or len(low) < _MIN_TYPO_LEN or not low.isalpha():
+        return low
+    respelled = _respelled(low)
+    return ABBREVIATIONS.get(respelled, respelled) if respelled else low
+
+
+# Typos: a word the reader does not know, one slip away from a word it does ("samppai",
+# "berfunngsi", "hilag", "pesna"), is read as that word. The vocabulary is every word the
+# tables and patterns of this module use; a word of ordinary chat that is one slip from
+# one of them is listed in _NOT_TYPOS so it keeps its own meaning.
+_MIN_TYPO_LEN = 5
+_NOT_TYPOS = frozenset("""
+    border orders ordered kirimi bayaran sampah datar kembalian kabari living making
+    spending sample
+""".split())
+
+
+def _respelled(low: str) -> str | None:
+    if low in _NOT_TYPOS:
+        return None
+    squeezed = _REPEATS_RE.sub(r"\1", low)     # "berhhenti", "mingggu"
+    if squeezed in _TARGETS:
+        return squeezed
+    if low in _MISSING_LETTER:                  # "hilag" -> "hilang"
+        return _MISSING_LETTER[low]
+    for i in range(1, len(low)):   # a first letter is seldom mistyped: "tempat" is no "empat"
+        extra = low[:i] + low[i + 1:]           # "samppai", "berfunngsi"
+        if extra in _TARGETS and len(extra) >= _MIN_TYPO_LEN:
+            return extra
+        swapped = low[:i] + low[i + 1:i + 2] + low[i] + low[i + 2:]   # "pesna"
+        if swapped != low and swapped in _TARGETS:
+            return swapped
+    return None
+
+
+_REPEATS_RE = re.compile(r"([a-z])\1+")
 
 
 def _tokenise(text: str) -> list[_Tok]:
@@ -366,7 +493,25 @@ def _tokenise(text: str) -> list[_Tok]:
             toks.append(_Tok(PHONE, m.group(), "PHONE", m.start(), m.end()))
         else:
             _number_tokens(text, m, toks)
+            _join_compound_amount(text, toks)
     return toks
+
+
+_MILLIONS_RE = re.compile(r"(?:jt|juta|jta)$", re.IGNORECASE)
+_THOUSANDS_RE = re.compile(r"(?:rb|ribu|rebu|rbu|k)$", re.IGNORECASE)
+
+
+def _join_compound_amount(text: str, toks: list[_Tok]) -> None:
+    """"1 juta 250 ribu" is one amount: the millions and the thousands after them."""
+    if len(toks) < 2:
+        return
+    a, b = toks[-2], toks[-1]
+    if (a.kind == MONEY and b.kind == MONEY and _MILLIONS_RE.search(a.raw)
+            and _THOUSANDS_RE.search(b.raw) and not b.raw[:1].isalpha()
+            and 0 < b.value < 1_000_000 and a.value % 1_000_000 == 0
+            and not text[a.end:b.start].strip()):
+        toks[-2:] = [_Tok(MONEY, text[a.start:b.end], "AMT", a.start, b.end,
+                          a.value + b.value, a.digits)]
 
 
 def _plain_value(digits: str) -> int | None:
@@ -427,6 +572,16 @@ def _is_question(text: str, canon: str) -> bool:
     return "?" in text or _QUESTION_RE.search(canon) is not None
 
 
+def _asks(text: str, canon: str) -> bool:
+    """A question other than a polite request to order ("can I order xl25 2?")."""
+    if _OFFER_QUESTION_RE.search(canon):
+        return True
+    rest = _REQUEST_RE.sub(" ", canon)
+    if rest != canon:
+        return _QUESTION_RE.search(rest) is not None
+    return _is_question(text, canon)
+
+
 def _is_dashed(text: str, t: _Tok) -> bool:
     """Part of a number written with dashes or slashes (021-555-1234, 12/05)."""
     before = text[t.start - 2:t.start] if t.start >= 2 else ""
@@ -435,8 +590,15 @@ def _is_dashed(text: str, t: _Tok) -> bool:
             or (len(after) == 2 and after[0] in "-/" and after[1].isdigit()))
 
 
+_TOTAL_WORDS = frozenset("total totalnya sebesar senilai nominal jumlahnya semua".split())
+
+
 def _free_amount(text: str, toks: list[_Tok]) -> _Tok | None:
-    """The money in free text: a written amount, or a bare number that can only be money."""
+    """The money in free text: an amount after "total"/"sebesar" ("tf 2x 50rb, total
+    100rb"), else the first written amount, or a bare number that can only be money."""
+    for i in range(1, len(toks)):
+        if toks[i].kind == MONEY and toks[i - 1].low in _TOTAL_WORDS:
+            return toks[i]
     for i in range(len(toks)):
         t = toks[i]
         if t.kind == MONEY:
@@ -537,13 +699,73 @@ _QTY_WORD_RE = re.compile(r"x?([0-9]{1,4})(?:x|pcs|pc|bh|buah|lbr|lembar|biji)?"
 _UNKNOWN = "?"   # _product_at's marker for a code-shaped token the catalogue lacks
 
 
-def _product_at(toks: list[_Tok], i: int, codes: frozenset[str]) -> tuple[str | None, int]:
+class ProductNames:
+    """The shop's product names as the reader matches them, made by product_names():
+    first word -> [(all words, code)], longest name first."""
+    __slots__ = ("by_first_word",)
+
+    def __init__(self, by_first_word: dict[str, list[tuple[tuple[str, ...], str]]]):
+        self.by_first_word = by_first_word
+
+    def __bool__(self) -> bool:
+        return bool(self.by_first_word)
+
+    def __repr__(self) -> str:
+        return f"<ProductNames of {len(self.by_first_word)} first words>"
+
+
+def product_names(products) -> ProductNames:
+    """Context.product_names for (code, name) pairs: each name as its lower-case words,
+    also without a generic first word ("Voucher XL 25K" is also "xl 25k"), and the first
+    words of a name that no other product shares ("mouse logitech" for "Mouse Logitech
+    M170"; one word only if it is no word the reader knows). Done once per catalogue by
+    the caller, not per text."""
+    full: dict[tuple[str, ...], str] = {}
+    for code, name in products:
+        words = tuple(t.raw.lower() for t in _tokenise(name or ""))
+        while words:
+            if not (len(words) == 1 and words[0] in _VOCABULARY):
+                full.setdefault(words, code.upper())
+            if words[0] not in ORDER_FILLERS:
+                break
+            words = words[1:]
+    prefixes: dict[tuple[str, ...], set[str]] = {}
+    for words, code in full.items():
+        for n in range(1, len(words)):
+            prefixes.setdefault(words[:n], set()).add(code)
+    names = dict(full)
+    for words, codes in prefixes.items():
+        if (len(codes) == 1 and words not in names and words[0] not in ORDER_FILLERS
+                and (len(words) > 1 or (len(words[0]) >= 4 and words[0].isalpha()
+                                        and words[0] not in _VOCABULARY))):
+            names[words] = next(iter(codes))
+    by_first_word: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+    for words, code in sorted(names.items(), key=lambda item: (-len(item[0]), item[0])):
+        by_first_word.setdefault(words[0], []).append((words, code))
+    return ProductNames(by_first_word)
+
+
+def _named_product(toks: list[_Tok], i: int, names: ProductNames) -> tuple[str | None, int]:
+    """(code, tokens used) of a product named by its name at token i, longest name first."""
+    for words, code in names.by_first_word.get(toks[i].raw.lower(), ()):
+        n = len(words)
+        if all(i + j < len(toks) and toks[i + j].raw.lower() == words[j] for j in range(1, n)):
+            return code, n
+    return None, 0
+
+
+def _product_at(toks: list[_Tok], i: int, ctx: Context) -> tuple[str | None, int]:
     """(code, tokens used) of a product named at token i; code is _UNKNOWN for a
     code-looking word missing from the catalogue, None when nothing looks like one."""
     t = toks[i]
+    if ctx.product_names and t.kind == WORD:
+        code, used = _named_product(toks, i, ctx.product_names)
+        if code:
+            return code, used
     if t.kind != WORD:
         return None, 0
     up = t.raw.upper()
+    codes = ctx.product_codes
     if codes:
         if up in codes:
             return up, 1
@@ -580,7 +802,7 @@ def _trimmed_note(text: str, toks: list[_Tok], i: int, j: int) -> str | None:
     return text[toks[i].start:toks[j - 1].end].strip() or None
 
 
-def _read_items(text: str, toks: list[_Tok], i: int, codes: frozenset[str]):
+def _read_items(text: str, toks: list[_Tok], i: int, ctx: Context):
     """(items, note, problems) from the tokens after an order keyword."""
     n = len(toks)
     items: list[Item] = []
@@ -592,13 +814,13 @@ def _read_items(text: str, toks: list[_Tok], i: int, codes: frozenset[str]):
         # A quantity first: "2 xl25", "2x tsel50".
         q = _quantity(toks[i])
         if q is not None and i + 1 < n:
-            code, used = _product_at(toks, i + 1, codes)
+            code, used = _product_at(toks, i + 1, ctx)
             if code:
                 _add_item(items, problems, code, q)
                 i += 1 + used
-                note_from = i = _skip_connector(toks, i, codes)
+                note_from = i = _skip_connector(toks, i, ctx)
                 continue
-        code, used = _product_at(toks, i, codes)
+        code, used = _product_at(toks, i, ctx)
         if not code:
             break
         i += used
@@ -614,7 +836,7 @@ def _read_items(text: str, toks: list[_Tok], i: int, codes: frozenset[str]):
             if i < n and toks[i].low in QTY_UNITS:
                 i += 1
         _add_item(items, problems, code, q)
-        note_from = i = _skip_connector(toks, i, codes)
+        note_from = i = _skip_connector(toks, i, ctx)
     if not items and not problems:
         problems.append("unknown_product")
     return tuple(items), _trimmed_note(text, toks, note_from, n), problems
@@ -629,10 +851,10 @@ def _add_item(items: list[Item], problems: list[str], code: str, quantity: int) 
         items.append(Item(code, quantity))
 
 
-def _skip_connector(toks: list[_Tok], i: int, codes: frozenset[str]) -> int:
+def _skip_connector(toks: list[_Tok], i: int, ctx: Context) -> int:
     """Past a "dan"/"," joining two items, when another item follows."""
     if i + 1 < len(toks) and toks[i].low in ITEM_CONNECTORS:
-        if _product_at(toks, i + 1, codes)[0] or _quantity(toks[i + 1]) is not None:
+        if _product_at(toks, i + 1, ctx)[0] or _quantity(toks[i + 1]) is not None:
             return i + 1
     return i
 
@@ -646,19 +868,35 @@ def _read_order(text, toks, canon, k, ctx, hard):
     rest = toks[k + 1:]
     if not rest or rest[0].low in PRONOUNS:
         return None
-    items, note, problems = _read_items(text, toks, k + 1, ctx.product_codes)
+    items, note, problems = _read_items(text, toks, k + 1, ctx)
     if not items:
         free = _read_free(text, toks, canon, ctx)
         if free.intent in ("complaint", "payment", "status"):
             return free
         # An order keyword with a number in it is an order a person must resolve;
         # with no number at all it is chat ("beli dimana kak?").
-        if not hard or not any(t.kind in (NUM, MONEY) for t in rest):
-            return None
-    elif not hard and (_is_question(text, canon) or _COMPLAINT_RE.search(canon)):
+        if (not hard or not any(t.kind in (NUM, MONEY) for t in rest)
+                or _CANCEL_RE.search(canon)):
+            return None     # "order 20 bisa dibatalkan?" is for a person, not a new order
+    elif not hard and (_asks(text, canon) or _COMPLAINT_RE.search(canon)):
         return None
     return Reading("order", text, keyword=toks[k].raw.upper(), items=items, note=note,
                    problems=tuple(dict.fromkeys(problems)))
+
+
+def _read_bare_order(text, toks, canon, k, ctx):
+    """An order without its keyword, products first: "minta xl25 2 + tsel50 1 ya"."""
+    while k + 1 < len(toks) and toks[k].low in ORDER_FILLERS and not _product_at(toks, k, ctx)[0]:
+        k += 1      # "pulsa xl25 2"
+    code, _ = _product_at(toks, k, ctx)
+    if (code is None or code == _UNKNOWN) and k + 1 < len(toks) and _quantity(toks[k]):
+        code, _ = _product_at(toks, k + 1, ctx)    # "minta 2 xl25"
+    if code is None or code == _UNKNOWN:
+        return None
+    items, note, problems = _read_items(text, toks, k, ctx)
+    if not items or problems or _asks(text, canon) or _COMPLAINT_RE.search(canon):
+        return None
+    return Reading("order", text, items=items, note=note)
 
 
 def _read_payment(text, toks, canon, k, ctx, hard):
@@ -863,11 +1101,39 @@ def _looks_paid(text: str, canon: str, has_amount: bool) -> bool:
     return has_amount and not question and not _FUTURE_RE.search(canon)
 
 
+# "berapa biaya ganti layar retak?", "bisa servis hp mati total?": asking what the shop
+# does about a fault, unless the sender blames ("kok", "kenapa", "masih", "padahal").
+_OFFER_FOR_FAULT_RE = re.compile(
+    r"\b(?:harga|harganya|biaya|biayanya|ongkos|tarif|price|cost|berapa"
+    r"|(?:bisa|terima|menerima|ada) (?:servis|service|perbaikan|diperbaiki|dibetulkan|ganti"
+    r"|diganti|repair))\b")
+_BLAME_RE = re.compile(r"\b(?:kok|kenapa|mengapa|why|padahal|masih|belum|sudah|lagi|tapi)\b")
+
+
+def _asks_about_a_fault(text: str, canon: str) -> bool:
+    """A question about what happens to faulty things, not a report of one:
+    "kalau barang rusak bisa diganti?", "harga servis lcd pecah brp?"."""
+    if not _is_question(text, canon):
+        return False
+    return _CONDITIONAL_RE.search(canon) is not None or (
+        _OFFER_FOR_FAULT_RE.search(canon) is not None and _BLAME_RE.search(canon) is None)
+
+
+def _sent_money(text: str, toks: list[_Tok], canon: str, amount_tok: _Tok | None) -> bool:
+    """Money sent to a bank or wallet, in other words: "500rb sudah sy kirim via dana"."""
+    return (amount_tok is not None and _SENT_RE.search(canon) is not None
+            and _find_bank(toks, 0, amount_tok)[0] is not None
+            and not _is_question(text, canon) and not _CONDITIONAL_RE.search(canon))
+
+
 def _read_free(text: str, toks: list[_Tok], canon: str, ctx: Context) -> Reading:
-    if _COMPLAINT_RE.search(canon):
+    if _OPT_OUT_RE.search(canon):
+        return Reading("stop", text)
+    if _COMPLAINT_RE.search(canon) and not _asks_about_a_fault(text, canon):
         return Reading("complaint", text)
     amount_tok = _free_amount(text, toks)
-    if _looks_paid(text, canon, amount_tok is not None):
+    if (_looks_paid(text, canon, amount_tok is not None)
+            or _sent_money(text, toks, canon, amount_tok)):
         bank, _, _ = _find_bank(toks, 0, amount_tok)
         order_number = _marked_reference(text, toks)
         problems = []
@@ -879,7 +1145,32 @@ def _read_free(text: str, toks: list[_Tok], canon: str, ctx: Context) -> Reading
                        amount=amount_tok.value if amount_tok is not None else None,
                        bank=bank, payer_name=_marked_name(text, toks),
                        problems=tuple(problems))
+    if amount_tok is None and not _CONDITIONAL_RE.search(canon):
+        asked = _is_question(text, canon)
+        cue = (_STATUS_WORD_RE.search(canon) or _WHERE_RE.search(canon)
+               or (asked and _PROGRESS_RE.search(canon)))
+        # "order 12 gimana?" asks for a status; "mau order, gimana caranya?" does not.
+        if cue or (asked and "bagaimana" in canon):
+            reference = _status_reference(text, toks)
+            if reference is not None:
+                return Reading("status", text, reference=reference)
+        if cue and _STATUS_SUBJECT_RE.search(canon) and (asked or _PENDING_RE.search(canon)):
+            return Reading("status", text, problems=("no_reference",))
     return _fallback(text, ctx)
+
+
+def _status_reference(text: str, toks: list[_Tok]) -> str | None:
+    """The order or ticket number a free-text status question names: "pesanan no 12",
+    "order #12", "tiket12"."""
+    marked = _marked_reference(text, toks)
+    if marked is not None:
+        return marked
+    for t in toks:
+        if t.kind == WORD:
+            m = _STATUS_REF_WORD_RE.fullmatch(t.low)
+            if m:
+                return m.group(1)
+    return None
 
 
 # --------------------------------------------------------------------------------------
@@ -940,4 +1231,57 @@ def _read(text: str, context: Context | None) -> Reading:
         reading = reader(text, toks, canon, k, ctx, hard)
         if reading is not None:
             return reading
+    elif k < len(toks) and not hard:
+        reading = _read_bare_order(text, toks, canon, k, ctx)
+        if reading is not None:
+            return reading
+    if not hard:
+        reading = _order_in_a_sentence(text, toks, canon, ctx)
+        if reading is not None:
+            return reading
     return _read_free(text, toks, canon, ctx)
+
+
+# An order asked for later in a sentence: "Selamat siang, saya Budi. Saya ingin memesan
+# XL25 sebanyak 3 buah"; not one that was made before ("kemarin beli xl25 2, makasih").
+_ORDER_VERBS = frozenset("pesan order beli minta ambil want buy".split())
+_PAST_WORDS = frozenset("kemarin tadi sudah telah pernah yesterday already last".split())
+
+
+def _order_in_a_sentence(text, toks, canon, ctx):
+    for j in range(len(toks) - 1):
+        low = toks[j].low
+        if low in _PAST_WORDS:
+            return None
+        if low in _ORDER_VERBS:
+            return _read_bare_order(text, toks, canon, j + 1, ctx)
+    return None
+
+
+# --------------------------------------------------------------------------------------
+# The vocabulary the typo reader corrects towards (see _respelled)
+# --------------------------------------------------------------------------------------
+
+def _vocabulary() -> frozenset[str]:
+    words = set(KEYWORDS) | set(ABBREVIATIONS.values()) | set(BANK_ALIASES) | set(QTY_WORDS)
+    for table in (LEADING_FILLERS, POLITE, ORDER_FILLERS, QTY_PREFIX, QTY_UNITS,
+                  ITEM_CONNECTORS, PRONOUNS, DANA_PREPOSITIONS, NAME_STOP, REG_SERVICES,
+                  DAFTAR_LIST_WORDS, STATUS_WORDS, REFERENCE_MARKERS, _BROADCAST_WORDS):
+        words |= table
+    for pattern in (_COMPLAINT_RE, _PAY_VERB_RE, _PAID_RE, _NOT_PAID_RE, _CONDITIONAL_RE,
+                    _QUESTION_RE, _FUTURE_RE, _STATUS_WORD_RE, _PROGRESS_RE, _STATUS_SUBJECT_RE,
+                    _WHERE_RE, _REQUEST_RE, _OFFER_QUESTION_RE, _OPT_OUT_RE, _SENT_RE, _CANCEL_RE,
+                    _OFFER_FOR_FAULT_RE, _BLAME_RE):
+        words.update(re.findall(r"[a-z]{2,}", pattern.pattern))
+    return frozenset(w for w in words if w.isalpha())
+
+
+# Short forms are known words but never the reading of a typo ("sample" is no "sampe").
+_TARGETS = _vocabulary()
+_VOCABULARY = _TARGETS | frozenset(ABBREVIATIONS)
+_MISSING_LETTER = {}
+for _word in sorted(_TARGETS):
+    if len(_word) > _MIN_TYPO_LEN:
+        for _i in range(1, len(_word)):
+            _MISSING_LETTER.setdefault(_word[:_i] + _word[_i + 1:], _word)
+_MISSING_LETTER = {k: v for k, v in _MISSING_LETTER.items() if k not in _VOCABULARY}

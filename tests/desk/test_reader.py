@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import csv
+import time
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ from gateway.desk.reader import (
     Reading,
     format_rupiah,
     parse_amount,
+    product_names,
     read,
 )
 
@@ -178,6 +180,187 @@ def test_open_ticket_turns_other_into_reply():
     assert read("udh tf 150rb ke bri", ctx).intent == "payment"
 
 
+# --- Free text: what people write without a keyword -------------------------------------
+
+@pytest.mark.parametrize("text,reference", [
+    ("bos pesanan sy no 237 kapan dikirim?", "237"),
+    ("gan order #302 sdh jalan?", "302"),
+    ("orderan 61 udh diproses blm?", "61"),
+    ("what is the status of order 227?", "227"),
+    ("track order 104", "104"),
+    ("servis laptop tiket 258 sudah selesai belum?", "258"),
+    ("order 224 gimana statusnya?", "224"),
+    ("tiket 40 bagaimana?", "40"),
+])
+def test_status_question_in_a_sentence(text, reference):
+    r = read(text)
+    assert (r.intent, r.reference, r.amount) == ("status", reference, None)
+
+
+def test_status_question_without_a_number():
+    r = read("pesanan saya sudah dikirim belum?")
+    assert (r.intent, r.problems) == ("status", ("no_reference",))
+    assert read("min paket sy udh dikirim blm ya").intent == "status"
+    # Not a status: how to order, a late order (a complaint), a price.
+    assert read("mau order tapi gimana caranya?").intent == "other"
+    assert read("kenapa pesanan saya belum dikirim juga?").intent == "complaint"
+    assert read("pesanan 23 blm dikirim juga, padahal udah 3 hari").intent == "complaint"
+    # A reference and a done-word without a question is news, not a question.
+    assert read("pesanan 12 sudah diterima, makasih kak").intent == "other"
+    assert read("kalau order 10 bisa dikirim hari ini?").intent == "other"
+    assert read("beli dimana kak?").intent == "other"
+    assert read("where is my order?").intent == "status"
+
+
+@pytest.mark.parametrize("text,items", [
+    ("minta axis10 2x + xl50 1 buah min", (Item("AXIS10", 2), Item("XL50", 1))),
+    ("bos order dong XL50 3", (Item("XL50", 3),)),
+    ("mau order lagi axis10 2, tsel50 1", (Item("AXIS10", 2), Item("TSEL50", 1))),
+    ("I want to order tsel100 10 please", (Item("TSEL100", 10),)),
+    ("can I order TSEL25 2 pcs dan XL25 5 dan axis10 1",
+     (Item("TSEL25", 2), Item("XL25", 5), Item("AXIS10", 1))),
+    ("minta 2 xl25 ya kak", (Item("XL25", 2),)),
+    ("Can you send me 2 xl50 please", (Item("XL50", 2),)),
+    ("mau beli xl25 2 bisa?", (Item("XL25", 2),)),
+    ("Selamat siang, saya Budi. Saya ingin memesan voucher XL25 sebanyak 3 buah. Terima kasih.",
+     (Item("XL25", 3),)),
+])
+def test_order_without_its_keyword_first(text, items):
+    r = read(text)
+    assert (r.intent, r.items, r.problems) == ("order", items, ())
+
+
+@pytest.mark.parametrize("text", [
+    "kemarin beli xl25 2, makasih ya", "I want to know the price of xl25",
+    "harga xl25 brp?", "tsel50 berapa kak?", "xl25 masih ada stok?", "kalau beli 10 ada diskon?",
+    "do you have xl25 in stock?", "how much is xl50?", "cara pesan gimana?",
+    "bisa pesan lewat wa?", "pulsa xl25 masih ada?",
+])
+def test_questions_about_products_are_not_orders(text):
+    assert read(text).intent == "other"
+
+
+@pytest.mark.parametrize("text", [
+    "bisa bayar pakai ovo?", "bayar bisa via dana gak?", "rekening bca nya brp?",
+    "sy mau transfer tp ke rek mana?", "besok mau bayar ya", "kalau transfer 100rb dapat apa?",
+    "kalo bayar 2jt bisa dicicil?", "nanti sore sy transfer", "do you accept gopay?",
+    "what payment methods do you accept?", "blm sy transfer kak, nanti sore",
+    "mau bayar 200rb pakai dana bisa?",
+])
+def test_questions_about_paying_are_not_payments(text):
+    r = read(text)
+    assert (r.intent, r.amount) == ("other", None)
+
+
+@pytest.mark.parametrize("text,amount,bank", [
+    ("payment Rp 1.500.000 done via BCA", 1_500_000, "BCA"),
+    ("payment 1,5jt done via bsi", 1_500_000, "BSI"),
+    ("tf Rp. 250.000 sdh masuk blm?", 250_000, None),
+    ("bos tf Rp55.512 sdh masuk blm?", 55_512, None),
+    ("dana 500rb sudah sy kirim via dana", 500_000, "DANA"),
+    ("sudah kak, 150rb via ovo", 150_000, "OVO"),
+    ("sent 150k via gopay just now", 150_000, "GoPay"),
+    ("I have paid Rp 200.000 via BCA", 200_000, "BCA"),
+])
+def test_payment_in_other_words(text, amount, bank):
+    r = read(text)
+    assert (r.intent, r.amount, r.bank) == ("payment", amount, bank)
+
+
+def test_amount_in_millions_and_thousands():
+    assert read("sudah transfer 1 juta 250 ribu ke bca").amount == 1_250_000
+    assert read("udh tf 2jt 500rb").amount == 2_500_000
+    # Two amounts that do not add up to one stay apart: the first is the amount, unless
+    # another is called the total.
+    assert read("udh tf 1,5jt 200rb").amount == 1_500_000
+    assert read("sy sudah transfer 2x 50rb, total 100rb").amount == 100_000
+
+
+@pytest.mark.parametrize("text", [
+    "printer yg kemarin diservis masih macet", "hp yg diservis masih sama aja rusaknya",
+    "laptop sy habis diservis malah mati total", "pulsa masuk cuma setengah, kurang",
+    "flashdisk yg sy beli ga kebaca di laptop", "ini gimana sih, udah bayar tp barang ga dtg2",
+    "voucher sdh dipakai tp kuota tdk bertambah", "barang yg datang beda sama yg dipesan",
+    "pelayanan buruk sekali", "I paid but the order never came",
+    "Sudah sampai kak, tapi warnanya beda", "kak kok saya ditagih 2x", "Very bad service",
+])
+def test_complaint_without_a_keyword(text):
+    assert read(text).intent == "complaint"
+
+
+def test_question_about_a_fault_is_no_complaint():
+    assert read("kalau barang rusak bisa diganti?").intent == "other"
+    assert read("harga servis lcd yg pecah brp?").intent == "other"
+    assert read("bisa servis hp mati total?").intent == "other"
+    assert read("kok mahal banget harganya?").intent == "complaint"
+    assert read("kok pulsanya belum masuk juga?").intent == "complaint"
+
+
+def test_typos_are_read_as_the_word_meant():
+    assert read("berhhenti kirim sms promo").intent == "stop"
+    assert read("hi tiket 450 samppai mana ya?").reference == "450"
+    assert read("charger nya ga berfunngsi min").intent == "complaint"
+    assert read("odrer xl50 2").items == (Item("XL50", 2),)
+    # Real words one letter from a known one keep their meaning: "tempat" is no "empat".
+    assert read("bisa bayar di tempat?").intent == "other"
+
+
+def test_opting_out_in_a_sentence():
+    assert read("jangan kirim promo lagi").intent == "stop"
+    assert read("please stop sending me promos").intent == "stop"
+    assert read("maaf salah kirim sms").intent == "other"
+
+
+SHOP = [("XL25", "Voucher XL 25K"), ("FD32", "Flashdisk Sandisk 32GB"),
+        ("FD64", "Flashdisk Sandisk 64GB"), ("MS1", "Mouse Logitech M170"), ("KP01", "Kopi")]
+NAMED = Context(product_codes=frozenset(code for code, _ in SHOP),
+                product_names=product_names(SHOP))
+
+
+@pytest.mark.parametrize("text,items", [
+    ("beli flashdisk sandisk 32gb 2", (Item("FD32", 2),)),
+    ("min mau pesan mouse logitech 1 sama kopi 3", (Item("MS1", 1), Item("KP01", 3))),
+    ("minta voucher xl 25k 2", (Item("XL25", 2),)),
+    ("order xl 25k x3", (Item("XL25", 3),)),
+    ("mouse 2 ya", (Item("MS1", 2),)),
+])
+def test_order_names_a_product_by_its_name(text, items):
+    r = read(text, NAMED)
+    assert (r.intent, r.items, r.problems) == ("order", items, ())
+
+
+def test_product_names_that_are_not_orders_or_are_ambiguous():
+    # "flashdisk" alone fits two products: a person asks which.
+    r = read("beli flashdisk 2", NAMED)
+    assert (r.intent, r.items, r.problems) == ("order", (), ("unknown_product",))
+    assert read("harga flashdisk sandisk 32gb brp?", NAMED).intent == "other"
+    assert read("flashdisk sandisk 32gb yg sy beli rusak", NAMED).intent == "complaint"
+    assert read("kopi 2", Context()).intent == "other"   # no catalogue, no product
+
+
+def test_intake_reads_product_names_from_the_catalogue(sessionmaker, config):
+    """gateway.desk.intake gives the reader the products' names: an order by name."""
+    import datetime as dt
+
+    from sqlalchemy import select
+
+    from gateway.db.models import Order, Product
+    from gateway.db.transaction import in_transaction
+    from gateway.desk.inbox import RawPart, store_batch
+
+    with sessionmaker.begin() as s:
+        s.add_all([Product(code="FD32", name="Flashdisk Sandisk 32GB", price=60000, stock=10),
+                   Product(code="OLD1", name="Kabel Lama", price=5000, active=False)])
+    when = dt.datetime(2026, 11, 23, 9, 0, 0)
+    for location, words in enumerate(["mau beli flashdisk sandisk 32gb 2 ya", "beli kabel lama 1"]):
+        part = RawPart(location=location + 1, sender="+6281234567890", text=words,
+                       smsc_time=when + dt.timedelta(seconds=location))
+        in_transaction(sessionmaker, store_batch, "modem1", [part], config, when)
+    with sessionmaker() as s:
+        [order] = s.scalars(select(Order)).all()    # an inactive product is not ordered
+        assert [(i.code, i.quantity) for i in order.items] == [("FD32", 2)]
+
+
 def test_amount_only_on_payments():
     assert read("sudah tf 150rb tapi pulsa belum masuk").amount is None
     assert read("pulsa 25rb harganya berapa?").amount is None
@@ -189,6 +372,7 @@ def test_amount_only_on_payments():
     ("150 rb", 150000), ("150 ribu", 150000), ("150k", 150000), ("150K", 150000),
     ("1,5jt", 1500000), ("1.5 juta", 1500000), ("1.2jt", 1200000), ("2 juta", 2000000),
     ("80rb", 80000), ("Rp 150.000,00", 150000), ("150,000", 150000),
+    ("Rp 50.000.00", 50000), ("1.250rb", 1_250_000), ("1.5rb", 1500), ("1,125jt", 1_125_000),
     ("abc", None), ("0812", None), ("1.5", None), ("", None), ("Rp", None),
 ])
 def test_parse_amount(written, value):
@@ -367,15 +551,22 @@ def test_complaint_keyword_survives_variation(data):
 # --- Texts in many hands (tests/data/sms_unseen.tsv, made by make_sms_unseen.py) ---------
 
 UNSEEN = DATA / "sms_unseen.tsv"
-# Floors at the reader's present scores (dev 83.6 %, held-out 85.9 % of intents): a
-# regression guard only; the goal of the issue is 97 % and is not reached yet.
-UNSEEN_FLOORS = {"dev": (0.83, 0.98), "heldout": (0.85, 0.97)}
+# More dev texts, written by hand to phrase things the generator does not (all dev).
+UNSEEN_EXTRA = DATA / "sms_unseen_extra.tsv"
+# Floors just under the reader's scores (intent, amount): dev 100 %/100 %, held-out
+# 100 %/100 %, extra dev 99.5 %/100 % (two texts left: "sy ambil 2 ya min xl25", "mau
+# beliin adek pulsa xl50 1"). A regression fails; a rule that costs one text does not.
+UNSEEN_FLOORS = {"dev": (0.995, 0.995), "heldout": (0.995, 0.995), "extra": (0.99, 0.99)}
 
 
-@pytest.mark.parametrize("split", ["dev", "heldout"])
+@pytest.mark.parametrize("split", ["dev", "heldout", "extra"])
 def test_unseen_set_accuracy(split):
-    rows = [r for r in _load(UNSEEN) if r["split"] == split]
-    assert len(rows) >= (300 if split == "heldout" else 700)
+    if split == "extra":
+        rows = _load(UNSEEN_EXTRA)
+        assert len(rows) >= 200 and {r["split"] for r in rows} == {"dev"}
+    else:
+        rows = [r for r in _load(UNSEEN) if r["split"] == split]
+        assert len(rows) >= (300 if split == "heldout" else 700)
     intents = amounts = 0
     for row in rows:
         r = read(row["text"])
@@ -386,3 +577,15 @@ def test_unseen_set_accuracy(split):
     print(f"{split}: intent {intents / len(rows):.3f}, amount {amounts / len(rows):.3f}")
     assert intents / len(rows) >= intent_floor
     assert amounts / len(rows) >= amount_floor
+
+
+def test_reading_a_text_takes_well_under_a_millisecond():
+    texts = [r["text"] for r in _load(UNSEEN) + _load(UNSEEN_EXTRA)]
+    for text in texts:
+        read(text)      # warm the word cache, as a running gateway has
+    cpu = time.process_time()
+    for _ in range(3):
+        for text in texts:
+            read(text)
+    per_text = (time.process_time() - cpu) / (3 * len(texts))
+    assert per_text < 0.0005, f"{per_text * 1e6:.0f} µs per text"
