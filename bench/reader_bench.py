@@ -3,8 +3,9 @@
     .venv/bin/python bench/reader_bench.py [--reads N]
 
 Prints the accuracy of intents and amounts on the project's sample texts
-(tests/data/sms-examples.tsv) and on tests/data/sms_labelled.tsv, the rows it gets
-wrong, and the throughput of `read` on one core over N reads (default 200,000) of the
+(tests/data/sms-examples.tsv) and on tests/data/sms_labelled.tsv with the rows it gets
+wrong; on sms_unseen.tsv, sms_unseen_extra.tsv and sms_blind.tsv (per split; held-out
+rows are scored, never listed); and the throughput of `read` on one core over N reads (default 200,000) of the
 labelled texts in turn.
 """
 from __future__ import annotations
@@ -23,6 +24,8 @@ from gateway.desk.reader import read  # noqa: E402
 SAMPLES = REPO / "tests" / "data" / "sms-examples.tsv"
 LABELLED = REPO / "tests" / "data" / "sms_labelled.tsv"
 UNSEEN = REPO / "tests" / "data" / "sms_unseen.tsv"
+UNSEEN_EXTRA = REPO / "tests" / "data" / "sms_unseen_extra.tsv"
+BLIND = REPO / "tests" / "data" / "sms_blind.tsv"
 
 
 def load(path: Path) -> list[dict]:
@@ -78,6 +81,11 @@ def main() -> None:
     # Held-out rows are scored, never listed: the rules are not written against them.
     accuracy(f"unseen held-out ({UNSEEN.name})",
              [r for r in unseen if r["split"] == "heldout"], False)
+    accuracy(f"unseen extra ({UNSEEN_EXTRA.name})", load(UNSEEN_EXTRA), False)
+    blind = load(BLIND)
+    for split in ("dev", "heldout"):
+        accuracy(f"blind {split} ({BLIND.name})", [r for r in blind if r["split"] == split],
+                 False)
     texts = [row["text"] for row in labelled]
     throughput(texts, args.reads)
     # Whole 160-character SMS, several labelled texts run together.

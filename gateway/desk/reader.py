@@ -18,6 +18,11 @@ How it works, in order:
    out, a complaint (a fault, a delay, a let-down; not a question about a rule), money
    sent (not asked about, planned or conditional), a status question (an order or
    ticket number with "statusnya", "sudah dikirim?", "sampai mana", ...).
+4. Texts written by people who never saw the keywords: an order asked for in words
+   whose products have no code ("mau pesan printer epson L3210 satu unit": an order
+   with "unknown_product" for a person to resolve), signing up in a sentence ("nama
+   saya Budi, mau daftar"), asking how the SMS service works ("cara pesan lewat sms
+   gmn?" is help), and amounts written in words ("seratus lima puluh ribu").
 """
 from __future__ import annotations
 
@@ -37,7 +42,7 @@ KEYWORDS = {
     "komplain": "complaint", "keluhan": "complaint", "complaint": "complaint",
     "status": "status", "cek": "status",
     "reg": "register", "daftar": "register", "register": "register",
-    "help": "help", "bantuan": "help", "info": "help",
+    "help": "help", "bantuan": "help", "info": "help", "menu": "help",
     "stop": "stop", "unreg": "stop", "berhenti": "stop", "unsubscribe": "stop",
     "start": "start",
     "garansi": "warranty", "warranty": "warranty",
@@ -86,11 +91,16 @@ ABBREVIATIONS = {
     "plz": "please", "ilang": "hilang", "kepake": "terpakai", "kepakai": "terpakai",
     "isiin": "isi", "isikan": "isi", "memesan": "pesan", "membeli": "beli",
     "orderan": "pesanan", "psnan": "pesanan", "pesenan": "pesanan",
+    "ordr": "order", "oder": "order", "bli": "beli", "beliin": "beli", "dateng": "datang",
+    "daftarin": "daftar", "didaftarin": "daftar", "daftarkan": "daftar", "ane": "saya",
+    "dikirimin": "dikirim", "ve": "have", "mendaftar": "daftar", "registrasi": "daftar",
+    "fungsi": "berfungsi", "cmn": "cuma", "cuman": "cuma", "cm": "cuma", "doang": "saja",
 }
 
 # Words that may open a text before the keyword ("halo min, mau pesan ...").
 LEADING_FILLERS = frozenset("""
-    halo hallo hai hi hello helo pagi siang sore malam selamat met assalamualaikum
+    halo hallo hai hi hello helo hey dear good morning afternoon evening
+    pagi siang sore malam selamat met assalamualaikum
     assalamu alaikum ass askum asw salam permisi misi p ping min kak gan sis bos boss bro pak bu mas
     mbak om saya aku kami mau pengen ingin minta tolong mohon please dong ya nih deh
     sekarang ini oke ok i we want wanna would like to need can could may d
@@ -155,14 +165,18 @@ NAME_STOP = POLITE | LEADING_FILLERS | frozenset("""
 # REG followed by one of these subscribes to broadcasts ("REG INFO"), it is not a name.
 REG_SERVICES = frozenset("info promo sms broadcast bc on berita news".split())
 # DAFTAR also means "list": "daftar harga" asks for the price list.
-DAFTAR_LIST_WORDS = frozenset("harga produk paket menu list pricelist price katalog".split())
+DAFTAR_LIST_WORDS = frozenset("""
+    harga produk paket menu list pricelist price katalog perintah kode command commands
+    format keyword
+""".split())
 # A CEK without a number is still a status query when it names one of these.
 STATUS_WORDS = frozenset("status pesanan order tiket ticket tkt".split())
 # Words that may stand before an order or ticket number.
-REFERENCE_MARKERS = frozenset("order pesanan invoice inv nomor tiket ticket tkt".split())
+REFERENCE_MARKERS = frozenset("order pesanan invoice inv nomor tiket ticket tkt id".split())
 # A number before these is a time or a size, not money.
 NOT_MONEY_AFTER = frozenset("jam menit detik hari minggu bulan tahun gb mb kali x".split())
-NOT_MONEY_BEFORE = frozenset("nomor order pesanan rekening tgl tanggal tahun thn jam tiket".split())
+NOT_MONEY_BEFORE = frozenset("nomor order pesanan rekening tgl tanggal tahun thn jam tiket ticket "
+                              "tkt id invoice inv resi".split())
 
 # Multipliers of the amount units.
 UNITS = {"rb": 1_000, "ribu": 1_000, "rebu": 1_000, "rbu": 1_000, "k": 1_000,
@@ -212,6 +226,26 @@ _COMPLAINT_PHRASES = [
     r"stopped working", r"dead", r"faulty", r"terrible", r"awful", r"worst",
     r"(?:bad|poor) (?:service|quality|product|experience)",
     r"defective", r"missing", r"not (?:charging|turning on|delivered|complete)",
+    # The thing came wrong, dirty, used or noisy: "yg datang salah", "bekas pakai",
+    # "bunyi sebelah", "suaranya kresek2", "gambarnya buram".
+    r"(?:datang|dikirim|diterima|sampai|masuk)(?:nya)? (?:salah|rusak|beda|kurang)",
+    r"salah (?:ukuran|warna|tipe|model|ukurannya|warnanya|kapasitas|ukuran)",
+    r"(?:cuma|hanya) (?:[a-z]+ )?(?:sebelah|separuh|setengah|sebagian)",
+    r"kotor", r"bekas (?:pakai|dipakai|orang)", r"kresek", r"buram", r"berisik", r"bau",
+    r"kemahalan", r"overcharged", r"charged (?:twice|double|me twice)", r"cracked",
+    r"scratched", r"leaking", r"too late", r"never (?:came|arrived|got)",
+    r"(?:tidak|belum) (?:ada )?(?:terima|menerima|nerima|dapat|dapet)",
+    r"tidak (?:nyala|hidup|menyala|connect|terhubung|bisa dipakai|bisa digunakan)",
+    r"tidak mau (?:nyala|hidup|menyala|narik|masuk|connect|konek|jalan|keluar|ngecas|kebaca"
+    r"|terbaca|berfungsi|nyambung|print|ngeprint|mencetak|baca|dibuka|terbuka)",
+    r"(?:gerak|klik|mati|nyala|restart|geser|ngetik|kepencet) sendiri", r"double click",
+    r"sember", r"(?<!sorry )(?<!maaf )wrong(?! number)", r"only (?:got|received|came|arrived)",
+    r"sepihak",
+    r"(?:kurang|tidak) (?:ramah|sopan|responsif|memuaskan|profesional)", r"rude",
+    r"dead pixel", r"belang", r"layar(?:nya)? (?:ada )?garis", r"garis(?: garis)? di layar",
+    r"tidak (?:ngisi|ngecas|mengisi|ngecharge|charge|charging)",
+    r"different (?:from|than|to)", r"not (?:as|like) (?:described|pictured|advertised)",
+    r"(?:tidak|belum) (?:ada )?(?:konfirmasi|kepastian|tanggapan)",
 ]
 # "rusaknya", "errornya": the suffix -nya does not change what the word says.
 _COMPLAINT_RE = re.compile(r"\b(?:" + "|".join(_COMPLAINT_PHRASES) + r")(?:nya)?\b")
@@ -239,22 +273,33 @@ _FUTURE_RE = re.compile(r"\b(?:mau|akan|nanti|besok|rencana|pengen|ingin|will|wa
 _PROGRESS = (r"(?:dikirim|terkirim|dikirimkan|kirim|diproses|proses|jalan|selesai|sampai"
              r"|datang|diterima|beres|jadi|siap|ready|shipped|sent|delivered|done|finished"
              r"|arrived|dispatched|dikerjakan|diservis|diperbaiki|processed|completed|packed"
-             r"|dipacking|dikemas|diambil|bisa diambil|arrive|ship|deliver|delivered)")
+             r"|dipacking|dikemas|diambil|bisa diambil|arrive|ship|deliver|delivered|dikonfirmasi"
+             r"|konfirmasi|confirmed|ditangani|ditanggapi|dicek|dibalas|handled|nyampe|arrives"
+             r"|repaired|fixed|on the way|otw|di jalan)")
 # Words that ask for a status by themselves ("statusnya", "track", "sampai mana") ...
 _STATUS_WORD_RE = re.compile(
     r"\b(?:status|statusnya|kabar|kabarnya|track|tracking|trace|lacak|posisi|progress|progres"
+    r"|estimasi|eta|resinya"
     r"|progresnya|update|updatenya|cek|dicek|check|cekin|resi|info|news|sampai mana)\b"
     r"|\b" + _PROGRESS + r"(?:nya)? (?:belum|apa belum|atau belum|yet|or not)\b")
 # ... and "has it happened" forms, a status question only when asked ("sudah dikirim?";
 # "pesanan 12 sudah diterima, makasih" is a thank-you).
 _PROGRESS_RE = re.compile(
-    r"\b(?:sudah|telah|kapan|when|has|have|is|was|been|already|apa)(?: (?:[a-z]+|NUM)){0,4} "
+    r"\b(?:sudah|telah|kapan|when|has|have|is|was|been|already|apa|did|will|until|long)"
+    r"(?: (?:[a-z]+|NUM)){0,4} "
     + _PROGRESS + r"(?:nya)?\b")
 # "jangan kirim promo lagi", "please stop sending messages": opting out in a sentence.
 _OPT_OUT_RE = re.compile(
     r"\b(?:jangan|usah|stop|berhenti|hentikan|don t|do not|dont)(?: [a-z]+)? "
     r"(?:kirim|kirimi|dikirimi|sms|send|sending|text|texting|message|messaging|spam)"
-    r"(?: [a-z]+){0,2} (?:promo|broadcast|bc|iklan|sms|messages|texts|info|lagi|spam)\b")
+    r"(?: [a-z]+){0,2} (?:promo|broadcast|bc|iklan|sms|messages|texts|info|lagi|spam)\b"
+    # "please stop texting me", "tidak mau terima sms lagi", "hapus nomor saya", "no more
+    # messages"
+    r"|\b(?:stop|berhenti|hentikan) (?:texting|messaging|spamming|sending me)\b"
+    r"|\btidak (?:mau|ingin|perlu|usah) (?:di[a-z]+ |lagi )?(?:terima|menerima|dapat|dapet"
+    r"|dikirimi|dikirim|dapat) (?:[a-z]+ )?(?:sms|promo|broadcast|bc|iklan|info|pesan promo)\b"
+    r"|\bhapus (?:nomor|nomer|kontak) (?:saya|aku|ku|ini|sy)\b"
+    r"|\b(?:no|nomor) more (?:messages|texts|sms|promos|promo)\b")
 # "... sudah dikirim belum": a question even without "?".
 _PENDING_RE = re.compile(r"\b" + _PROGRESS + r"(?:nya)? (?:apa |atau )?belum\b")
 # Money handed over in other words ("sudah sy kirim"); a payment only with a bank named.
@@ -264,10 +309,21 @@ _SENT_RE = re.compile(r"\b(?:sudah|telah|barusan|already|just)(?: [a-z]+)? (?:di
 # What a status question is about when it gives no number: "pesanan saya sudah dikirim?"
 _STATUS_THING = (r"(?:pesanan|order|tiket|ticket|kiriman|paket|servis|servisan|service|perbaikan"
                  r"|repair|barang|package|parcel)")
-_STATUS_SUBJECT_RE = re.compile(r"\b(?:" + _STATUS_THING + r"|pesan|beli|dibeli|ordered|bought)\b")
+_STATUS_SUBJECT_RE = re.compile(r"\b(?:" + _STATUS_THING + r"|kurir|resi|pesan|beli|dibeli"
+                                r"|dipesan|diservis|diperbaiki|ordered|bought)(?:nya)?\b")
 # "dimana pesanan saya?", "where is my order": where a thing is, not where to buy.
 _WHERE_RE = re.compile(r"\b(?:dimana|di mana|where)\b(?: [a-z]+){0,2} " + _STATUS_THING
                        + r"\b|\b" + _STATUS_THING + r"(?: [a-z]+){0,2} (?:dimana|di mana)\b")
+_MY_THING_RE = re.compile(r"\b(?:" + _STATUS_THING + r"|servisan|orderan)(?:nya)?(?: [a-z]+){0,2}"
+                          r" (?:saya|aku|kami|ku|mine)\b|\bmy(?: [a-z]+)? (?:" + _STATUS_THING
+                          + r"|laptop|phone|printer|computer)\b")
+# "tolong cek pesanan saya", "track my order please", "minta nomor resi dong".
+_ASK_TO_CHECK_RE = re.compile(r"\b(?:cek|dicek|cekin|check|track|tracking|lacak|status"
+                              r"|statusnya|resi|resinya|update|kabar|kabarnya|progress|posisi)\b")
+_PLEASE_RE = re.compile(r"\b(?:tolong|mohon|please|minta|dong|donk|plis|pls)\b")
+_BARE_PROGRESS_RE = re.compile(r"(?:(?:apakah|apa|sudah|telah|already) ){0,2}" + _PROGRESS
+                               + r"(?:nya)?(?: (?:belum|apa belum|atau belum|yet|or not))?")
+_HOW_IS_RE = re.compile(r"\b(?:bagaimana|how is|how s|how about|any news|any update)\b")
 _STATUS_REF_WORD_RE = re.compile(r"(?:tkt|tiket|ticket|ord|order|inv)([0-9]{1,12})")
 
 # "bisa pesan ...", "can I order ...": a polite request, not a question about the shop.
@@ -484,17 +540,78 @@ _REPEATS_RE = re.compile(r"([a-z])\1+")
 
 def _tokenise(text: str) -> list[_Tok]:
     toks: list[_Tok] = []
+    in_words = False
     for m in _TOKEN_RE.finditer(text):
         group = m.lastgroup     # "word", "phone", or a part of an amount
         if group == "word":
             word = m.group()
-            toks.append(_Tok(WORD, word, _canonical_word(word.lower()), m.start(), m.end()))
+            low = _canonical_word(word.lower())
+            in_words = in_words or low in _SCALE_WORDS
+            toks.append(_Tok(WORD, word, low, m.start(), m.end()))
         elif group == "phone":
             toks.append(_Tok(PHONE, m.group(), "PHONE", m.start(), m.end()))
         else:
             _number_tokens(text, m, toks)
             _join_compound_amount(text, toks)
+    if in_words:
+        _join_amount_in_words(text, toks)
     return toks
+
+
+# Amounts written in words: "seratus lima puluh ribu", "dua juta lima ratus ribu".
+_DIGIT_WORDS = {"satu": 1, "dua": 2, "tiga": 3, "empat": 4, "lima": 5, "enam": 6,
+                "tujuh": 7, "delapan": 8, "sembilan": 9, "sepuluh": 10, "sebelas": 11}
+_SE_WORDS = {"seratus": 100, "seribu": 1_000, "sejuta": 1_000_000}
+_SCALE_WORDS = {"ribu": 1_000, "rebu": 1_000, "rb": 1_000, "juta": 1_000_000,
+                "jt": 1_000_000, "seribu": 1_000, "sejuta": 1_000_000}
+_NUMBER_WORDS = frozenset(_DIGIT_WORDS) | frozenset(_SE_WORDS) | frozenset(_SCALE_WORDS) | {
+    "belas", "puluh", "ratus"}
+
+
+def _words_value(words: list[str]) -> int | None:
+    """The value of Indonesian number words, or None when they make no number."""
+    total = group = cur = 0
+    for w in words:
+        if w in _DIGIT_WORDS:
+            if cur:
+                return None
+            cur = _DIGIT_WORDS[w]
+        elif w == "belas" and 1 <= cur <= 9:
+            cur += 10
+        elif w == "puluh" and 1 <= cur <= 9:
+            group, cur = group + cur * 10, 0
+        elif w == "ratus" and 1 <= cur <= 9:
+            group, cur = group + cur * 100, 0
+        elif w == "seratus":
+            group += 100
+        elif w in ("seribu", "sejuta"):
+            if group or cur:
+                return None
+            total += _SE_WORDS[w]
+        elif w in _SCALE_WORDS:
+            if not (group or cur):
+                return None
+            total, group, cur = total + (group + cur) * _SCALE_WORDS[w], 0, 0
+        else:
+            return None
+    return total + group + cur
+
+
+def _join_amount_in_words(text: str, toks: list[_Tok]) -> None:
+    """Runs of number words with "ribu" or "juta" in them become one money token."""
+    i = 0
+    while i < len(toks):
+        j = i
+        while j < len(toks) and toks[j].kind == WORD and toks[j].low in _NUMBER_WORDS:
+            j += 1
+        words = [t.low for t in toks[i:j]]
+        if j > i and any(w in _SCALE_WORDS for w in words):
+            value = _words_value(words)
+            if value:
+                a, b = toks[i], toks[j - 1]
+                toks[i:j] = [_Tok(MONEY, text[a.start:b.end], "AMT", a.start, b.end, value,
+                                  str(value))]
+        i += 1
 
 
 _MILLIONS_RE = re.compile(r"(?:jt|juta|jta)$", re.IGNORECASE)
@@ -512,6 +629,12 @@ def _join_compound_amount(text: str, toks: list[_Tok]) -> None:
             and not text[a.end:b.start].strip()):
         toks[-2:] = [_Tok(MONEY, text[a.start:b.end], "AMT", a.start, b.end,
                           a.value + b.value, a.digits)]
+    elif (a.kind == MONEY and b.kind == NUM and _MILLIONS_RE.search(a.raw)
+            and b.value is not None and 100 <= b.value < 1_000
+            and a.value % 1_000_000 == 0 and not text[a.end:b.start].strip()):
+        # "2 jt 500": the thousands after the millions, without their unit.
+        toks[-2:] = [_Tok(MONEY, text[a.start:b.end], "AMT", a.start, b.end,
+                          a.value + b.value * 1_000, a.digits)]
 
 
 def _plain_value(digits: str) -> int | None:
@@ -1021,9 +1144,17 @@ def _only_polite(toks: list[_Tok], start: int) -> bool:
     return all(t.kind == WORD and t.low in POLITE for t in toks[start:])
 
 
+# What a HELP may name and still ask for the help text: "HELP ORDER", "bantuan cara bayar".
+_HELP_TOPICS = POLITE | frozenset("""
+    order pesan beli bayar payment pay status cek daftar register reg stop komplain
+    complaint cara caranya sms format perintah kode command commands menu saya please
+""".split())
+
+
 def _read_help(text, toks, canon, k, ctx, hard):
     # "INFO" alone asks for the help text; "info harga xl25?" is a question for a person.
-    if _only_polite(toks, k + 1):
+    if _only_polite(toks, k + 1) or (hard and toks[k].low != "info" and all(
+            t.kind == WORD and t.low in _HELP_TOPICS for t in toks[k + 1:])):
         return Reading("help", text, keyword=toks[k].raw.upper())
     return None
 
@@ -1035,7 +1166,8 @@ _BROADCAST_WORDS = frozenset("sms promo pesan broadcast bc iklan kirim kirimi la
 def _read_stop(text, toks, canon, k, ctx, hard):
     # Opting out is honoured whatever follows the keyword at the start of a text; after
     # a greeting only when the rest is about the messages.
-    if hard or _only_polite(toks, k + 1) or any(t.low in _BROADCAST_WORDS for t in toks[k + 1:]):
+    if (hard or toks[k].low in ("unsubscribe", "unreg") or _only_polite(toks, k + 1)
+            or any(t.low in _BROADCAST_WORDS for t in toks[k + 1:])):
         return Reading("stop", text, keyword=toks[k].raw.upper())
     return None
 
@@ -1110,6 +1242,28 @@ _OFFER_FOR_FAULT_RE = re.compile(
 _BLAME_RE = re.compile(r"\b(?:kok|kenapa|mengapa|why|padahal|masih|belum|sudah|lagi|tapi)\b")
 
 
+# Asking how the SMS service itself works: "cara pesan lewat sms gmn?", "kode2
+# perintahnya apa aja?", "how do I order by sms?"; "cara pesan gimana?" alone may be about
+# the shop, and a person answers it.
+_HOW_TO_RE = re.compile(r"\b(?:cara|caranya|how|format|formatnya|contoh|contohnya)\b")
+_BY_SMS_RE = re.compile(r"\b(?:sms|smsnya|text|texting|perintah|perintahnya|command|commands"
+                        r"|keyword|keywords|kata kunci|layanan|layanannya|this service)\b")
+_COMMANDS_RE = re.compile(r"\b(?:perintah|perintahnya|command|commands|keyword|keywords"
+                          r"|kata kunci|kode sms|kode perintah|format (?:sms|pesan|order"
+                          r"|pemesanan|bayar|konfirmasi|daftar|cek|status)|formatnya|petunjuk|panduan|tutorial"
+                          r"|cara pakai|cara penggunaan|cara menggunakan)\b")
+
+
+def _asks_how_to_text(text: str, canon: str) -> bool:
+    return bool((_HOW_TO_RE.search(canon) and _BY_SMS_RE.search(canon))
+                or _COMMANDS_RE.search(canon))
+
+
+# What was due, set against what came: a complaint when it is no question.
+_SHOULD_HAVE_RE = re.compile(r"\b(?:harusnya|seharusnya|mestinya|should have been|should be"
+                             r"|supposed to be)\b")
+
+
 def _asks_about_a_fault(text: str, canon: str) -> bool:
     """A question about what happens to faulty things, not a report of one:
     "kalau barang rusak bisa diganti?", "harga servis lcd pecah brp?"."""
@@ -1120,10 +1274,15 @@ def _asks_about_a_fault(text: str, canon: str) -> bool:
 
 
 def _sent_money(text: str, toks: list[_Tok], canon: str, amount_tok: _Tok | None) -> bool:
-    """Money sent to a bank or wallet, in other words: "500rb sudah sy kirim via dana"."""
+    """Money sent to a bank or wallet, in other words: "500rb sudah sy kirim via dana",
+    "uangnya sudah saya kirim 300rb"."""
     return (amount_tok is not None and _SENT_RE.search(canon) is not None
-            and _find_bank(toks, 0, amount_tok)[0] is not None
+            and (_find_bank(toks, 0, amount_tok)[0] is not None
+                 or _MONEY_NOUN_RE.search(canon) is not None)
             and not _is_question(text, canon) and not _CONDITIONAL_RE.search(canon))
+
+
+_MONEY_NOUN_RE = re.compile(r"\b(?:uang|uangnya|duit|duitnya|dananya|money|the money)\b")
 
 
 def _read_free(text: str, toks: list[_Tok], canon: str, ctx: Context) -> Reading:
@@ -1131,6 +1290,10 @@ def _read_free(text: str, toks: list[_Tok], canon: str, ctx: Context) -> Reading
         return Reading("stop", text)
     if _COMPLAINT_RE.search(canon) and not _asks_about_a_fault(text, canon):
         return Reading("complaint", text)
+    if _SHOULD_HAVE_RE.search(canon) and not _is_question(text, canon):
+        return Reading("complaint", text)    # "masuk 20rb, harusnya 25rb": not what was due
+    if _asks_how_to_text(text, canon):
+        return Reading("help", text)
     amount_tok = _free_amount(text, toks)
     if (_looks_paid(text, canon, amount_tok is not None)
             or _sent_money(text, toks, canon, amount_tok)):
@@ -1154,7 +1317,19 @@ def _read_free(text: str, toks: list[_Tok], canon: str, ctx: Context) -> Reading
             reference = _status_reference(text, toks)
             if reference is not None:
                 return Reading("status", text, reference=reference)
-        if cue and _STATUS_SUBJECT_RE.search(canon) and (asked or _PENDING_RE.search(canon)):
+        subject = _STATUS_SUBJECT_RE.search(canon) or _MY_THING_RE.search(canon)
+        if cue and subject and (asked or _PENDING_RE.search(canon)
+                                or (_ASK_TO_CHECK_RE.search(canon) and _PLEASE_RE.search(canon)
+                                    and not _OFFER_QUESTION_RE.search(canon))):
+            return Reading("status", text, problems=("no_reference",))
+        # "sudah dikirim belum kak?", "udah dikirim?": nothing but the progress asked about.
+        if (asked or _PENDING_RE.search(canon)) and _BARE_PROGRESS_RE.fullmatch(
+                " ".join(t.low for t in toks if t.low not in POLITE)):
+            return Reading("status", text, problems=("no_reference",))
+        # "servisan laptop saya gimana?", "how is my repair going?": the sender's own
+        # order or repair, asked about; "pesan gimana caranya?" asks how to order.
+        if (asked and _MY_THING_RE.search(canon) and "cara" not in canon
+                and _HOW_IS_RE.search(canon)):
             return Reading("status", text, problems=("no_reference",))
     return _fallback(text, ctx)
 
@@ -1236,7 +1411,14 @@ def _read(text: str, context: Context | None) -> Reading:
         if reading is not None:
             return reading
     if not hard:
-        reading = _order_in_a_sentence(text, toks, canon, ctx)
+        reading = (_order_in_a_sentence(text, toks, canon, ctx)
+                   or _order_in_words(text, toks, canon, ctx)
+                   or _register_in_a_sentence(text, toks, canon))
+        if reading is not None:
+            return reading
+    elif KEYWORDS[toks[0].low] == "order":
+        # "Order: 2x SSD 512GB, 1x RAM 8GB": products in words, no number to resolve.
+        reading = _order_in_words(text, toks, canon, ctx)
         if reading is not None:
             return reading
     return _read_free(text, toks, canon, ctx)
@@ -1248,6 +1430,76 @@ _ORDER_VERBS = frozenset("pesan order beli minta ambil want buy".split())
 _PAST_WORDS = frozenset("kemarin tadi sudah telah pernah yesterday already last".split())
 
 
+# Words that may stand before the verb of an order asked for in words, and words after
+# it that name no thing to buy ("mau order dulu ya", "mau pesan tapi ...").
+_WANT_WORDS = frozenset("""
+    mau ingin pengen minta tolong please saya aku kami i we want wanna like would need
+    butuh perlu sekalian rencana jadi aja bisa boleh bisakah bolehkah can could may
+""".split())
+_IN_WORDS_VERBS = frozenset("""
+    pesan order beli buy purchase ambil minta isi get take pesankan orderkan pesenin
+    need butuh perlu
+""".split())
+# "minta nomor rekening", "ambil barang jam 5": these verbs order only with a quantity
+# or right before "pulsa", "paket", ... ("ambil mouse yg merah 1", "isi pulsa xl").
+_WEAK_ORDER_VERBS = frozenset("minta ambil isi get take need butuh perlu".split())
+_TOPUP_WORDS = frozenset("pulsa kuota paket voucher vocer saldo token data".split())
+_OPERATOR_WORDS = frozenset("""
+    xl axis tsel telkomsel simpati as im3 indosat tri three smartfren by.u byu
+""".split())
+_TIME_WORDS = frozenset("jam pukul tgl tanggal hari".split())
+_NOT_A_THING = PRONOUNS | frozenset("""
+    tapi dulu lagi bisa boleh bagaimana cara caranya dimana di mana apa ya dong sekarang
+    nanti besok aja saja dari ke sama yang minggu bulan tahun depan kapan kapan2 kemarin
+    tadi sudah telah yesterday already
+""".split())
+
+
+def _order_in_words(text, toks, canon, ctx):
+    """An order whose products are named in words the reader cannot resolve to codes:
+    "mau pesan printer epson L3210 satu unit", "I'd like to order one wireless mouse".
+    The verb must open the request (after greetings and "mau", "saya", "I'd like to");
+    a question, condition, complaint, cancellation or money already sent is no order."""
+    j = 0
+    while j < len(toks) and toks[j].kind == WORD and toks[j].low not in _IN_WORDS_VERBS and (
+            toks[j].low in LEADING_FILLERS or toks[j].low in _WANT_WORDS
+            or toks[j].low in POLITE):
+        j += 1
+    if j >= len(toks) - 1:
+        return None
+    if toks[j].low not in _IN_WORDS_VERBS:
+        # "kak aku mau xl 50 satu ya", "minta pulsa tsel 20rb": wanting credit by name.
+        if not (toks[j].low in _OPERATOR_WORDS or toks[j].low in _TOPUP_WORDS) or not any(
+                t.low in _WANT_WORDS for t in toks[:j]) or toks[j + 1].kind not in (NUM, MONEY):
+            return None
+        j -= 1
+    k = j + 1
+    while k < len(toks) and toks[k].low in ORDER_FILLERS:
+        k += 1
+    if k >= len(toks) or toks[k].low in _NOT_A_THING or toks[k].kind == PHONE:
+        return None
+    if toks[j].low in _WEAK_ORDER_VERBS and toks[j + 1].low not in _TOPUP_WORDS and not any(
+            _quantity(toks[i]) is not None and toks[i - 1].low not in _TIME_WORDS
+            and toks[i - 1].low not in NOT_MONEY_BEFORE
+            and (i + 1 == len(toks) or toks[i + 1].low not in NOT_MONEY_AFTER)
+            for i in range(j + 1, len(toks))):
+        return None
+    # "Boleh pesan 2 roll kabel LAN?" is a polite request; "bisa pesan mouse putih?" may
+    # ask whether the shop has one.
+    polite_request = _REQUEST_RE.search(canon) is not None and any(
+        t.kind == NUM for t in toks[j + 1:])
+    if (("?" in text and not polite_request) or _asks(text, canon)
+            or _CONDITIONAL_RE.search(canon)
+            or _CANCEL_RE.search(canon) or _COMPLAINT_RE.search(canon)
+            or _looks_paid(text, canon, _free_amount(text, toks) is not None)):
+        return None
+    items, note, problems = _read_items(text, toks, j + 1, ctx)
+    if not items and "unknown_product" not in problems:
+        problems.append("unknown_product")
+    return Reading("order", text, items=items, note=note,
+                   problems=tuple(dict.fromkeys(problems)))
+
+
 def _order_in_a_sentence(text, toks, canon, ctx):
     for j in range(len(toks) - 1):
         low = toks[j].low
@@ -1255,6 +1507,32 @@ def _order_in_a_sentence(text, toks, canon, ctx):
             return None
         if low in _ORDER_VERBS:
             return _read_bare_order(text, toks, canon, j + 1, ctx)
+    return None
+
+
+# "nama saya Budi, mau daftar", "min daftarin sy dong, nama Putri Ayu": signing up in a
+# sentence, with the name after "nama".
+_NAME_OPENERS = frozenset("nama name".split())
+_NAME_PRONOUNS = frozenset("saya aku sy my is adalah".split())
+
+
+def _register_in_a_sentence(text, toks, canon):
+    if not any(t.low in ("daftar", "register") for t in toks) or _CONDITIONAL_RE.search(canon):
+        return None
+    if any(t.low in DAFTAR_LIST_WORDS for t in toks) or "?" in text:
+        return None
+    for i, t in enumerate(toks):
+        if t.low in _NAME_OPENERS:
+            k = i + 1
+            while k < len(toks) and toks[k].low in _NAME_PRONOUNS:
+                k += 1
+            words = []
+            while k < len(toks) and len(words) < 5 and _is_name_word(toks[k], first=not words):
+                words.append(toks[k])
+                k += 1
+            if words and toks[k - 1].low != "daftar":
+                return Reading("register", text, name=_tidy(_raw_between(text, words[0],
+                                                                        words[-1])))
     return None
 
 
