@@ -92,10 +92,12 @@ BENCHMARKS = [
               "benchmarks-announce.md", full=[], quick=["--probes", "5", "--limit", "120"],
               timeout=(300, 150)),
     Benchmark("agi", "agi_bench.py",
-              "FastAGI caller lookup with 50 calls in progress, a closed loop and a burst",
+              "FastAGI caller lookup in `helpdesk run` with 50 calls in progress, alone and "
+              "while 1,000-text bursts are filed, SQLite and MariaDB",
               "benchmarks-agi.md", full=[],
               quick=["--contacts", "2000", "--calls", "200", "--seconds", "3",
-                     "--concurrency", "20", "--max-seconds", "60"],
+                     "--concurrency", "20", "--bursts", "1", "--burst", "100",
+                     "--max-seconds", "60"],
               timeout=(900, 200)),
     Benchmark("soak", "soak_bench.py",
               "100,000 texts through the simulated modem into a running daemon, tickets "
@@ -104,6 +106,13 @@ BENCHMARKS = [
     Benchmark("reader", "reader_bench.py",
               "accuracy of gateway.desk.reader on tests/data and its throughput on one core",
               "benchmarks.md", full=[], quick=["--reads", "5000"], timeout=(600, 120)),
+    Benchmark("ui", "bench_ui.py",
+              "operator UI pages (queue, ticket, contact, searches) with 100,000 tickets and "
+              "1,000,000 texts, 20 clients, on SQLite and MariaDB",
+              "benchmarks-ui.md", full=[],
+              quick=["--tickets", "2000", "--messages", "20000", "--contacts", "1000",
+                     "--clients", "5", "--seconds", "1", "--warmup", "0.5"],
+              timeout=(1800, 300)),
 ]
 
 # The other scripts in bench/, and why run_all.py does not run them on their own.
@@ -111,6 +120,8 @@ TOOLS = {
     "run_all.py": "this script",
     "burst_trace.py": "not a benchmark: the timing wrapper that `spine_bench.py --trace DIR` "
                       "runs `helpdesk run` under, for diagnosis",
+    "ui_data.py": "not a benchmark: fills a database with 100,000 tickets for bench_ui.py, "
+                  "which runs it",
 }
 
 
@@ -219,8 +230,10 @@ def run(bench: Benchmark, quick: bool, tmp: Path, mysql: str | None,
             argv += ["--mysql", mysql]
         if not spine_doc and "--no-doc" not in argv:  # pages go elsewhere: not docs/
             argv.append("--no-doc")
-    if bench.name == "agi":
-        argv += ["--write", str(tmp / "agi.md")]
+    if bench.name in ("agi", "ui"):
+        argv += ["--write", str(tmp / f"{bench.name}.md")]
+    if bench.name == "ui" and mysql:
+        argv += ["--mysql", mysql]
     timeout = bench.timeout[1 if quick else 0]
     print(f"\n=== {bench.name}: {command(bench, argv)}", flush=True)
     out = Outcome(bench, argv, load_before=load_average())
@@ -352,8 +365,22 @@ def _soak(out: Outcome, tmp: Path) -> list[str]:
     return lines
 
 
+def _ui(out: Outcome, tmp: Path) -> list[str]:
+    page = tmp / "ui.md"
+    if page.is_file():
+        out.extra["agi_page"] = page.read_text()  # shown as its page, as agi's is
+    p95 = {}
+    for m in re.finditer(r"^(\w+)\s+(\S+(?: \S+)?)\s+alone .*?(\d+) clients, think (?!0\.0 )"
+                         r"[\d.]+ s: .*?p95\s+([\d.]+)", out.output, re.M):
+        key = f"{m.group(1)}, {m.group(3)} operators"
+        p95.setdefault(key, []).append(f"{m.group(2)} {float(m.group(4)):.0f}")
+    if not p95:
+        raise LookupError("no page measured")
+    return [f"{who}, p95 ms: {', '.join(pages)}" for who, pages in p95.items()]
+
+
 HEADLINES = {"spine": _spine, "modem": _modem, "agi": _agi, "reader": _reader,
-             "announce": _announce, "soak": _soak}
+             "announce": _announce, "soak": _soak, "ui": _ui}
 
 
 # -- the pages ------------------------------------------------------------------------------------
@@ -432,7 +459,7 @@ def area_section(run_info: dict, out: Outcome) -> str:
              "Written by `bench/run_all.py` (`make bench`) and replaced by each run; the "
              "sections after this one are the write-up of the runs they name.", "",
              *facts(run_info, out), ""]
-    if out.bench.name == "agi" and out.extra.get("agi_page"):
+    if out.bench.name in ("agi", "ui") and out.extra.get("agi_page"):
         body = out.extra["agi_page"].split("\n", 1)[1].strip()   # without its title
         lines += [body.replace(run_info["tmp"], "$TMP")]
     else:
@@ -469,7 +496,8 @@ def put_section(page: Path, section: str, title: str) -> None:
 TITLES = {"benchmarks.md": "Benchmarks", "benchmarks-agi.md": "FastAGI caller lookup: benchmark",
           "benchmarks-modem.md": "Modem side: benchmark",
           "benchmarks-announce.md": "Texts the moment they arrive: benchmark",
-          "benchmarks-soak.md": "Soak: 100,000 texts through a simulated modem"}
+          "benchmarks-soak.md": "Soak: 100,000 texts through a simulated modem",
+          "benchmarks-ui.md": "Operator UI under load: benchmark"}
 
 
 def write_pages(docs: Path, run_info: dict, outcomes: list[Outcome]) -> list[Path]:

@@ -46,23 +46,30 @@ def create_app(config: Config, sessionmaker, *, secret_key: bytes, on_queued=Non
     from helpdesk_web import auth, db, errors, i18n
     from helpdesk_web.api import metrics
     from helpdesk_web.api import v1 as api
-    from helpdesk_web.ui import inbox, modems, reply_templates, shop, tickets
+    from helpdesk_web.ui import (
+        account,
+        admin,
+        canned,
+        contacts,
+        dashboard,
+        inbox,
+        modems,
+        reply_templates,
+        shop,
+        tickets,
+    )
 
     # Before the blueprints: their routes are compiled against the converters.
     app.url_map.converters["id"] = bounds.IdConverter
+    app.before_request(bounds.refuse_nul)
     csrf = CSRFProtect(app)
     csrf.exempt(api.bp)  # the API authenticates with Bearer tokens, not cookies
     app.teardown_appcontext(db.close_db)
     i18n.init(app)
     app.jinja_env.globals["page_url"] = pager.page_url
-    app.register_blueprint(auth.bp)
-    app.register_blueprint(tickets.bp)
-    app.register_blueprint(shop.bp)
-    app.register_blueprint(reply_templates.bp)
-    app.register_blueprint(inbox.bp)
-    app.register_blueprint(modems.bp)
-    app.register_blueprint(api.bp)
-    app.register_blueprint(metrics.bp)
+    for blueprint in (auth, dashboard, tickets, contacts, canned, shop, reply_templates, inbox,
+                      modems, admin, account, api, metrics):
+        app.register_blueprint(blueprint.bp)
     errors.register(app)
     app.after_request(_security_headers)
     return app

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from flask import jsonify, render_template, request
+from flask_babel import gettext as _
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 
@@ -17,8 +18,7 @@ def _wants_json() -> bool:
 def register(app):
     @app.errorhandler(CSRFError)
     def csrf_error(error):
-        message = ("Formulir ini sudah kedaluwarsa atau tidak sah; muat ulang halaman lalu "
-                   "coba lagi. (The form expired or is not valid: reload the page and retry.)")
+        message = _("The form has expired or is not valid: reload the page and try again.")
         return render_template("error.html", code=400, message=message), 400
 
     # One handler for every HTTP error, 500 included (Flask turns an unhandled exception
@@ -27,7 +27,8 @@ def register(app):
     def http_error(error):
         code = error.code or 500
         if code >= 500:
-            message = SERVER_ERROR
+            message = SERVER_ERROR if _wants_json() else _(
+                "The server had a problem with this request; it is logged, please try again.")
         elif code == 413:  # werkzeug's own words do not say what the limit is
             message = too_large(app.config["MAX_CONTENT_LENGTH"])
         else:

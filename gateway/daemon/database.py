@@ -12,6 +12,7 @@ import functools
 import logging
 import threading
 
+from sqlalchemy.exc import DBAPIError
 from twisted.application import service
 from twisted.internet import defer, threads
 from twisted.python.threadpool import ThreadPool
@@ -45,24 +46,80 @@ def stop_off_reactor(reactor, stop) -> defer.Deferred:
     return done
 
 
+class ReadPool:
+    """Reads that must never wait behind the writers (the caller lookup): a thread pool
+    and connections of their own, one connection kept per thread (no checkout, ping or
+    ROLLBACK per read), from an autocommit engine (gateway.db.engine.make_read_engine).
+    The SMS pipeline's transactions queue on Database's threads, never in front of these.
+
+    With no reactor it reads at once on the calling thread, as Database does."""
+
+    def __init__(self, engine, reactor=None, size=1):
+        self.engine = engine
+        self.reactor = reactor
+        self.threadpool = (ThreadPool(minthreads=1, maxthreads=size, name="db-reads")
+                           if reactor else None)
+        self._local = threading.local()
+        self._connections = []  # every thread's, closed at stop
+
+    def start(self):
+        if self.threadpool is not None:
+            self.threadpool.start()
+
+    @defer.inlineCallbacks
+    def stop(self):
+        if self.threadpool is not None:
+            yield stop_off_reactor(self.reactor, self.threadpool.stop)
+        for conn in self._connections:
+            conn.close()
+        self._connections.clear()
+        self.engine.dispose()
+
+    def run(self, fn, *args) -> defer.Deferred:
+        """fn(connection, *args) on a reader thread; fires with what it returns."""
+        if self.threadpool is None:
+            return defer.maybeDeferred(self._read, fn, *args)
+        return threads.deferToThreadPool(self.reactor, self.threadpool, self._read, fn, *args)
+
+    def _read(self, fn, *args):
+        for attempt in (1, 2):
+            conn = getattr(self._local, "conn", None)
+            if conn is None:
+                conn = self._local.conn = self.engine.connect()
+                self._connections.append(conn)
+            try:
+                return fn(conn, *args)
+            except DBAPIError as e:  # a lost connection: once more on a new one
+                if not e.connection_invalidated or attempt == 2:
+                    raise
+                self._local.conn = None
+                self._connections.remove(conn)
+                conn.close()
+
+
 class Database(service.Service):
     """The daemon's database: starts first, stops last.
 
     With no reactor it runs each transaction at once on the calling thread: tests that
-    drive time with a Clock, and benchmarks that time one step, use it that way."""
+    drive time with a Clock, and benchmarks that time one step, use it that way.
+    `reads`: a ReadPool for the caller lookup; without one it reads in a transaction."""
 
     name = "db"
+    reads: ReadPool | None = None
 
-    def __init__(self, sessionmaker, reactor=None, size=4):
+    def __init__(self, sessionmaker, reactor=None, size=4, reads: ReadPool | None = None):
         self.sessionmaker = sessionmaker
         self.reactor = reactor
         self.threadpool = ThreadPool(minthreads=1, maxthreads=size, name="db") if reactor else None
+        self.reads = reads
         self._in_flight: set[defer.Deferred] = set()
 
     def startService(self):
         super().startService()
         if self.threadpool is not None:
             self.threadpool.start()
+        if self.reads is not None:
+            self.reads.start()
 
     @defer.inlineCallbacks
     def stopService(self):
@@ -71,6 +128,8 @@ class Database(service.Service):
             yield defer.DeferredList(list(self._in_flight), consumeErrors=True)
         if self.threadpool is not None:
             yield stop_off_reactor(self.reactor, self.threadpool.stop)
+        if self.reads is not None:
+            yield self.reads.stop()
 
     def run(self, fn, *args) -> defer.Deferred:
         """fn(session, *args) in one transaction; the components are the callers."""
@@ -105,6 +164,7 @@ class Database(service.Service):
 class _Component:
     def __init__(self, db: Database):
         self.run = db.run
+        self.read = db.reads.run if db.reads is not None else db.run
 
 
 class InboxComponent(_Component):
@@ -198,6 +258,10 @@ class ModemsComponent(_Component):
 
 class CallsComponent(_Component):
     """calls, as Asterisk reports them."""
+
+    def lookup(self, callerid, region) -> defer.Deferred:
+        """What the dialplan is told, read on the ReadPool: never behind a write."""
+        return self.read(calls.lookup_caller, callerid, region)
 
     def incoming(self, uniqueid, callerid, region, now) -> defer.Deferred:
         return self.run(calls.incoming_call, uniqueid, callerid, region, now)

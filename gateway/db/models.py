@@ -19,6 +19,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
@@ -38,6 +39,7 @@ LongText = Text().with_variant(Text(length=16_000_000), "mysql")
 TICKET_STATUSES = ("new", "open", "pending", "resolved", "closed")
 OPEN_TICKET_STATUSES = TICKET_STATUSES[:3]
 TICKET_KINDS = ("order", "complaint", "payment", "question", "call", "warranty")
+TICKET_PRIORITIES = ("low", "normal", "high", "urgent")
 
 
 def utcnow(clock=None) -> dt.datetime:
@@ -62,6 +64,33 @@ class Contact(Base):
     owner_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+    # The CRM (gateway.desk.crm): CONTACT_TYPES, free notes, and blocked: their texts are
+    # stored but get no automatic reply and open no ticket.
+    organisation: Mapped[str | None] = mapped_column(String(200))
+    type: Mapped[str] = mapped_column(String(16), default="customer", server_default="customer",
+                                      index=True)
+    notes: Mapped[str | None] = mapped_column(Text)
+    blocked: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
+
+    tags: Mapped[list[Tag]] = relationship(secondary="contact_tags", order_by="Tag.name")
+
+
+CONTACT_TYPES = ("customer", "reseller", "dealer")
+
+
+class Tag(Base):
+    """A label on contacts (lower case), to filter the contact list and address broadcasts."""
+    __tablename__ = "tags"
+    __table_args__ = (MYSQL,)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(32), unique=True)
+
+
+class ContactTag(Base):
+    __tablename__ = "contact_tags"
+    __table_args__ = (Index(None, "tag_id", "contact_id"), MYSQL)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), primary_key=True)
+    tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id"), primary_key=True)
 
 
 class User(Base):
@@ -77,6 +106,10 @@ class User(Base):
     locked_until: Mapped[dt.datetime | None] = mapped_column(DateTime)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
     language: Mapped[str | None] = mapped_column(String(8))  # UI language, id or en
+    # Kept in the signed session cookie; raising it (logout, new password, disable) makes
+    # every cookie issued before refused, so a copied cookie dies with the session.
+    session_epoch: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    last_login_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
 
 
 class ApiToken(Base):
@@ -124,7 +157,12 @@ class Modem(Base):
 
 class Ticket(Base):
     __tablename__ = "tickets"
-    __table_args__ = (Index(None, "contact_id", "status"), Index(None, "status", "id"), MYSQL)
+    __table_args__ = (Index(None, "contact_id", "status"), Index(None, "status", "id"),
+                      # the dashboard counts open tickets by kind and age from the index alone
+                      Index(None, "status", "kind", "created_at", "first_response_at"),
+                      # the queue by status and last change, and by assignee (migration 0009)
+                      Index(None, "status", "updated_at"), Index(None, "assignee_id", "status"),
+                      MYSQL)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), default="question")
     status: Mapped[str] = mapped_column(String(16), default="new")
@@ -135,6 +173,9 @@ class Ticket(Base):
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
     first_response_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    priority: Mapped[str] = mapped_column(String(8), default="normal", server_default="normal")
+    # Set when this ticket was merged into another; it is closed and points there.
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
 
     contact: Mapped[Contact] = relationship()
     assignee: Mapped[User | None] = relationship()
@@ -166,8 +207,17 @@ class Message(Base):
     __tablename__ = "messages"
     __table_args__ = (
         Index(None, "direction", "status", "next_attempt_at"),
+        Index(None, "direction", "id"),  # the inbox and sent folders, newest first
         Index(None, "number", "id"),
         Index(None, "ticket_id", "id"),
+        Index(None, "contact_id", "id"),  # a contact's timeline (migration 0009)
+        # The few texts marked for a person, counted on every page: SQLite's statistics
+        # count NULLs as one value and would send the count through the direction index;
+        # this one covers the count, so the planner takes it.
+        Index("ix_messages_attention_marked", "direction", "attention",
+              sqlite_where=text("attention IS NOT NULL"),
+              postgresql_where=text("attention IS NOT NULL")).ddl_if(
+                  dialect=("sqlite", "postgresql")),
         Index(None, "attention"),
         MYSQL,
     )
@@ -254,7 +304,8 @@ class Product(Base):
 
 class Order(Base):
     __tablename__ = "orders"
-    __table_args__ = (Index(None, "status", "total"), MYSQL)
+    __table_args__ = (Index(None, "status", "total"), Index(None, "contact_id", "id"),
+                      Index(None, "created_at"), MYSQL)  # created_at: today's orders
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
     ticket_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
@@ -331,7 +382,7 @@ class WarrantyClaim(Base):
 
 class Payment(Base):
     __tablename__ = "payments"
-    __table_args__ = (Index(None, "status", "id"), MYSQL)
+    __table_args__ = (Index(None, "status", "id"), Index(None, "contact_id", "id"), MYSQL)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
@@ -347,7 +398,7 @@ class Payment(Base):
 
 class Call(Base):
     __tablename__ = "calls"
-    __table_args__ = (Index(None, "number", "id"), MYSQL)
+    __table_args__ = (Index(None, "number", "id"), Index(None, "contact_id", "id"), MYSQL)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     uniqueid: Mapped[str | None] = mapped_column(String(64), unique=True)  # Asterisk's
     number: Mapped[str] = mapped_column(String(32))
@@ -371,6 +422,28 @@ class ReplyTemplate(Base):
     name: Mapped[str] = mapped_column(String(64))
     language: Mapped[str] = mapped_column(String(8))
     body: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class CannedResponse(Base):
+    """A ready answer an operator picks into the reply box (managed on /canned)."""
+    __tablename__ = "canned_responses"
+    __table_args__ = (MYSQL,)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    title: Mapped[str] = mapped_column(String(100))
+    body: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
+
+
+class SlaTarget(Base):
+    """Minutes allowed to a first response and to resolution, per ticket kind (/sla)."""
+    __tablename__ = "sla_targets"
+    __table_args__ = (MYSQL,)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), unique=True)
+    first_response_minutes: Mapped[int | None] = mapped_column(Integer)
+    resolution_minutes: Mapped[int | None] = mapped_column(Integer)
     updated_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow, onupdate=utcnow)
 
 

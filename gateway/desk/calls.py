@@ -1,10 +1,11 @@
 """Telephone calls on the contact's timeline: the database side of FastAGI and AMI.
 
-Every function here runs inside one DBPool transaction (or the stdio AGI script's) and
-returns plain data. The FastAGI protocol (gateway/agi.py), the stdio script
-(gateway/agi_script.py) and click-to-call (gateway/ami.py) are thin layers around them.
+Every function here runs inside one transaction of the daemon's Database (or the stdio
+AGI script's), or for `lookup_caller` on a reader connection, and returns plain data. The
+FastAGI protocol (gateway/voice/fastagi.py), the stdio script (gateway/voice/stdio_agi.py)
+and click-to-call (gateway/voice/ami.py) are thin layers around them.
 
-What a caller gets, case by case (tests/test_agi.py holds each one):
+What a caller gets, case by case (tests/voice/test_agi.py holds each one):
 
 - known number, open ticket: that ticket; the operator is the ticket's assignee, or else
   the contact's owner.
@@ -17,6 +18,12 @@ What a caller gets, case by case (tests/test_agi.py holds each one):
 - two contacts for one caller (legacy rows stored as 0812... or 62812... beside the
   E.164 row: phone is unique only as written): the contact with the newest open ticket
   wins; without open tickets the E.164 row wins, and among legacy rows the oldest.
+
+An incoming call is answered in two steps, so that a caller never waits behind a write:
+`lookup_caller` reads (one statement, on a connection of its own) what the dialplan is
+told, and `incoming_call` files the call row, contact and ticket right after the answer
+(and again, idempotently, from the hangup handler if that write was lost). The answer
+therefore names the open ticket and the known contact, not what the filing makes.
 """
 from __future__ import annotations
 
@@ -24,7 +31,8 @@ import datetime as dt
 from dataclasses import dataclass
 
 import phonenumbers
-from sqlalchemy import insert, select
+from sqlalchemy import bindparam, func, insert, select
+from sqlalchemy.orm import aliased
 
 from gateway.db.models import OPEN_TICKET_STATUSES, Call, Contact, Ticket, TicketEvent, User
 from gateway.desk import replies
@@ -43,8 +51,12 @@ class CallFailed(Exception):
 
 @dataclass(frozen=True)
 class CallerInfo:
-    """What the dialplan is told about an incoming call (plain data, leaves the session)."""
-    call_id: int
+    """What the dialplan is told about an incoming call (plain data, leaves the session).
+
+    From `lookup_caller` (before anything is written) call_id is None, and contact_id and
+    ticket_number are None where the filing will make them (a new caller, no open ticket).
+    """
+    call_id: int | None
     number: str  # E.164, or 'anonymous'
     contact_id: int | None
     name: str | None
@@ -147,6 +159,54 @@ def _operator_row(session, *user_ids):
             if row is not None:
                 return row
     return None
+
+
+# The caller lookup as one statement, built once (SQLAlchemy caches its compiled form;
+# SQLite and MySQL see the same SQL text every time): each contact stored under one of
+# the number's five forms, its newest open ticket, and the ticket's assignee and the
+# contact's owner where they are active users.
+NUMBER_FORMS = 5
+_assignee, _owner, _open = aliased(User), aliased(User), aliased(Ticket)
+_newest_open = (select(func.max(_open.id))
+                .where(_open.contact_id == Contact.id, _open.status.in_(OPEN_TICKET_STATUSES))
+                .correlate(Contact).scalar_subquery())
+CALLER_LOOKUP = (
+    select(Contact.id, Contact.phone, Contact.name, Ticket.id.label("ticket_id"),
+           _assignee.name.label("assignee"), _assignee.extension.label("assignee_extension"),
+           _owner.name.label("owner"), _owner.extension.label("owner_extension"))
+    .select_from(Contact)
+    .outerjoin(Ticket, Ticket.id == _newest_open)
+    .outerjoin(_assignee, (_assignee.id == Ticket.assignee_id) & _assignee.active.is_(True))
+    .outerjoin(_owner, (_owner.id == Contact.owner_id) & _owner.active.is_(True))
+    .where(Contact.phone.in_([bindparam(f"form{i}") for i in range(NUMBER_FORMS)])))
+
+
+def lookup_caller(connection, raw_number: str | None, region: str) -> CallerInfo:
+    """What the dialplan is told about a caller, read in one statement and written nowhere.
+
+    `connection`: a Connection or Session. The same rules as `incoming_call`, which files
+    the call afterwards: the operator is the open ticket's assignee, else the contact's
+    owner; among two contacts for one number the one with the newest open ticket wins.
+    """
+    number = normalise(raw_number or "", region)
+    if number is None:
+        return CallerInfo(None, WITHHELD, None, None, None, None, None, True)
+    forms = number_forms(number)
+    forms += [forms[0]] * (NUMBER_FORMS - len(forms))
+    rows = connection.execute(CALLER_LOOKUP,
+                              {f"form{i}": form for i, form in enumerate(forms)}).all()
+    if not rows:
+        return CallerInfo(None, number, None, None, None, None, None, True)
+    with_open = [r for r in rows if r.ticket_id is not None]
+    row = (max(with_open, key=lambda r: r.ticket_id) if with_open
+           else min(rows, key=lambda r: (r.phone != number, r.id)))
+    if row.assignee is not None:
+        operator, extension = row.assignee, row.assignee_extension
+    else:
+        operator, extension = row.owner, row.owner_extension
+    return CallerInfo(None, number, row.id, row.name,
+                      str(row.ticket_id) if row.ticket_id is not None else None,
+                      operator, dial_string(extension) if operator else None, False)
 
 
 def incoming_call(session, uniqueid: str, raw_number: str | None, region: str,

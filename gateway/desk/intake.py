@@ -112,6 +112,12 @@ def send_replies(session) -> None:
 
 def receive(session, message: Message, config) -> None:
     """File an inbound text: read it, then act on what it means."""
+    if not is_reachable(message.number):
+        # A carrier or a short code (TELKOMSEL, 3636): kept for the inbox, where a
+        # person reads it; no contact, no ticket, and never an answer.
+        message.intent = "other"
+        session.add(message)
+        return
     contact = contact_for(session, message.number, write=False)
     message.contact = contact
     session.add(message)
@@ -124,6 +130,8 @@ def receive(session, message: Message, config) -> None:
         product_names=_product_names(session))
     reading = reader.read(message.text, context)
     message.intent = API_INTENT.get(reading.intent, reading.intent)
+    if contact.blocked:
+        return  # kept and read, but a blocked sender gets no answer and opens no ticket
     inbound = Inbound(session, message, contact, open_ticket, reading, config)
     HANDLERS.get(reading.intent, _question)(inbound)
 

@@ -179,3 +179,47 @@ def mark_unknown_after_restart(session, node: str) -> int:
         .values(status="unknown",
                 last_error="the gateway stopped while sending; it may or may not have left"))
     return result.rowcount
+
+
+OUTBOX_STATES = ("queued", "sending", "failed", "unknown")  # not sent, as far as we know
+RETRYABLE = ("failed", "unknown")
+
+
+class RetryRefused(ValueError):
+    """Why an operator's retry of a text was not done, as a sentence."""
+
+
+@dataclass(frozen=True)
+class Requeued:
+    message: Message
+    previous: str  # failed or unknown
+    last_error: str | None
+
+
+def requeue(session, message_id: int, *, sent_maybe_ok: bool = False) -> Requeued:
+    """An operator sends a `failed` or `unknown` text again: back to `queued` with a fresh
+    set of attempts. The caller audits it (users.audit; users sits beside the outbox in
+    the domain's layers) and commits.
+
+    An `unknown` text may have reached the customer already, so it is requeued only when
+    the operator accepts a second copy (`sent_maybe_ok`). The UPDATE is conditional on
+    the status read, so a double click or two operators at once requeue it once and the
+    second hears why not.
+    """
+    message = session.get(Message, message_id)
+    if message is None or message.direction != "out":
+        raise LookupError(f"there is no outbound text {message_id}")
+    status, error = message.status, message.last_error
+    if status not in RETRYABLE:
+        raise RetryRefused(f"the text to {message.number} is {status}; only a failed or "
+                           "unknown text can be sent again")
+    if status == "unknown" and not sent_maybe_ok:
+        raise RetryRefused(f"the text to {message.number} may have been sent already; tick "
+                           "the box to send it again anyway")
+    changed = _set(session, [message.id], expect=status, status="queued", attempts=0,
+                   next_attempt_at=None, claimed_by=None)
+    if changed != 1:
+        raise RetryRefused(f"the text to {message.number} was sent again by someone else "
+                           "meanwhile")
+    session.refresh(message)
+    return Requeued(message, status, error)

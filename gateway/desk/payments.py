@@ -138,6 +138,31 @@ def confirm(session, payment_id: int, actor: Actor, language: str,
     return Decision(payment, order, contact, message)
 
 
+def match(session, payment_id: int, order_id: int, actor: Actor) -> tuple[Payment, Order]:
+    """Sales say which of the customer's open orders an unverified payment is for (the
+    text named none, or the wrong one); confirming it is a separate step. Audited; the
+    same row locks as `confirm`, so a second click hears that it is already matched."""
+    payment = _locked_payment(session, payment_id)
+    _undecided(payment)
+    if payment.order_id == order_id:
+        raise PaymentConflict(f"payment {payment.id} is already matched to order {order_id}")
+    order = session.scalar(select(Order).where(Order.id == order_id).with_for_update()
+                           .execution_options(populate_existing=True))
+    if order is None:
+        raise PaymentDecisionError(f"there is no order {order_id}")
+    if order.contact_id != payment.contact_id:
+        raise PaymentDecisionError(
+            f"order {order.number} belongs to another customer; choose one of theirs")
+    if order.status != OPEN_ORDER:
+        raise PaymentConflict(f"order {order.number} is {order.status}, not awaiting payment")
+    before, payment.order_id = payment.order_id, order.id
+    detail = {"from_order_id": before, "order_id": order.id, "amount": payment.amount}
+    if actor.token is not None:
+        detail["token"] = actor.token
+    audit(session, actor.user_id, "payment.match", "payment", payment.id, detail)
+    return payment, order
+
+
 def reject(session, payment_id: int, actor: Actor, language: str) -> Decision:
     """Sales found no such money: reject the payment and tell the customer."""
     payment = _locked_payment(session, payment_id)

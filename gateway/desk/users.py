@@ -1,7 +1,8 @@
 """Operators and API clients: argon2 passwords, login lockout, hashed API tokens, audit rows.
 
 Every function works inside the caller's session and leaves the commit to the caller, so
-a change and its audit row land in one transaction.
+a change and its audit row land in one transaction; only `authenticate` commits, so that
+parallel attempts see each other's count.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import secrets
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 
 from gateway.db.models import ApiToken, AuditLog, User, utcnow
 
@@ -43,6 +44,8 @@ def create_user(session, name: str, role: str, password: str) -> User:
     name = (name or "").strip()
     if not name:
         raise ValueError("the user name is empty; choose a name such as 'ani'")
+    if len(name) > 64:
+        raise ValueError("the user name is longer than 64 characters; choose a shorter one")
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
     if len(password or "") < MIN_PASSWORD:
@@ -68,29 +71,60 @@ def is_locked(user: User | None, now: dt.datetime) -> bool:
 
 
 def authenticate(session, name: str, password: str, now: dt.datetime) -> User | None:
-    """The active user with this name and password, or None.
+    """The active user with this name and password, or None; commits.
 
     Five failures in a row lock the account for 15 minutes; while it is locked even the
-    right password is refused. A success clears the count.
+    right password is refused. A success clears the count. An unknown, disabled or locked
+    name costs one hash check too, so neither the answer nor its time tells them apart.
     """
     user = session.scalar(select(User).where(User.name == (name or "").strip()))
-    if user is None or not user.active:
+    if user is None or not user.active or not _claim_attempt(session, user, now):
         _verify(_dummy_hash(), password)
         return None
-    if is_locked(user, now):
-        return None
     if not _verify(user.password_hash, password):
-        user.failed_logins = (user.failed_logins or 0) + 1
-        if user.failed_logins >= MAX_FAILED_LOGINS:
-            user.locked_until = now + LOCKOUT
-            # After the lock runs out the user gets a fresh five tries, not one.
-            user.failed_logins = 0
+        # The attempt stays counted; the one that reaches the limit shuts the account.
+        # After the lock runs out the user gets a fresh five tries, not one.
+        locked = session.execute(
+            update(User).where(User.id == user.id, User.failed_logins >= MAX_FAILED_LOGINS)
+            .values(locked_until=now + LOCKOUT, failed_logins=0)
+            .execution_options(synchronize_session=False)).rowcount
+        if locked:
+            audit(session, None, "login.locked", "user", user.id, {"name": user.name})
+        session.commit()
+        session.expire(user, _COUNTERS)
         return None
     user.failed_logins = 0
     user.locked_until = None
+    user.last_login_at = now
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)
+    session.commit()
     return user
+
+
+def _claim_attempt(session, user: User, now: dt.datetime) -> bool:
+    """Count this attempt before its (slow) hash check, in one conditional UPDATE
+    committed at once: of N parallel attempts at most the limit get a check, and the
+    rest are refused as if the account were already locked."""
+    claimed = session.execute(
+        update(User).where(User.id == user.id, User.failed_logins < MAX_FAILED_LOGINS,
+                           (User.locked_until.is_(None)) | (User.locked_until <= now))
+        .values(failed_logins=User.failed_logins + 1)
+        .execution_options(synchronize_session=False)).rowcount == 1
+    session.commit()
+    session.expire(user, _COUNTERS)  # the UPDATE bypassed the object
+    return claimed
+
+
+_COUNTERS = ("failed_logins", "locked_until")
+
+
+def end_sessions(session, user: User) -> None:
+    """Refuse every session cookie issued to `user` so far (see auth.load_user)."""
+    session.execute(update(User).where(User.id == user.id)
+                    .values(session_epoch=User.session_epoch + 1)
+                    .execution_options(synchronize_session=False))
+    session.expire(user, ["session_epoch"])
 
 
 def _verify(password_hash: str, password: str) -> bool:
@@ -105,19 +139,27 @@ def _token_hash(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def create_token(session, name: str, user_name: str | None = None) -> str:
+def create_token(session, name: str, user_name: str | None = None, *,
+                 actor_id: int | None = None, via: str | None = None) -> str:
     """A new API token named `name`, acting as `user_name` if given (else with full API
-    access, for an integration); the raw value is returned once and never stored."""
+    access, for an integration); the raw value is returned once and never stored.
+    With `via` the creation is audited as done by `actor_id`."""
     user_id = None
     if user_name is not None:
         user = session.scalar(select(User).where(User.name == user_name))
         if user is None:
             raise ValueError(f"there is no user {user_name!r}; add one with `helpdesk user add`")
         user_id = user.id
+    name = (name or "").strip()
+    if not name or len(name) > 64:
+        raise ValueError("a token needs a name of 1 to 64 characters, such as 'erp'")
     raw = secrets.token_urlsafe(32)
-    session.add(ApiToken(name=name, token_hash=_token_hash(raw), revoked=False,
-                         user_id=user_id))
+    token = ApiToken(name=name, token_hash=_token_hash(raw), revoked=False, user_id=user_id)
+    session.add(token)
     session.flush()
+    if via is not None:
+        audit(session, actor_id, "token.create", "api_token", token.id,
+              {"name": name, "user": user_name, "via": via})
     return raw
 
 
@@ -165,8 +207,6 @@ def get_user(session, name_or_id) -> User:
 
 
 def _other_active_admins(session, user: User) -> int:
-    from sqlalchemy import func
-
     return session.scalar(select(func.count()).select_from(User).where(
         User.role == "admin", User.active.is_(True), User.id != user.id)) or 0
 
@@ -183,6 +223,8 @@ def set_active(session, user: User, active: bool, actor_id: int | None, via: str
     user.active = active
     if active:
         user.failed_logins, user.locked_until = 0, None
+    else:
+        end_sessions(session, user)
     audit(session, actor_id, "user.enable" if active else "user.disable", "user", user.id,
           {"name": user.name, "via": via})
     session.flush()
@@ -194,6 +236,7 @@ def reset_password(session, user: User, actor_id: int | None, password: str | No
     password = generate_password() if password is None else password
     set_password(user, password)
     user.failed_logins, user.locked_until = 0, None
+    end_sessions(session, user)
     audit(session, actor_id, "user.password_reset", "user", user.id,
           {"name": user.name, "via": via})
     session.flush()
@@ -201,10 +244,12 @@ def reset_password(session, user: User, actor_id: int | None, password: str | No
 
 
 def change_own_password(session, user: User, old: str, new: str) -> None:
-    """The user's own change: the old password is checked first."""
+    """The user's own change: the old password is checked first. Every session of the
+    user ends; the caller gives the current one the new epoch to keep it."""
     if not _verify(user.password_hash, old):
         raise ValueError("the current password is wrong")
     set_password(user, new)
+    end_sessions(session, user)
     audit(session, user.id, "user.password_change", "user", user.id, {"name": user.name})
     session.flush()
 

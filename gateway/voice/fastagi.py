@@ -26,7 +26,12 @@ secret_file as `?secret=...` (res_agi relays the URL's path and query as
 agi_network_script). A request without it, or with a wrong one, is closed before any
 database work; the header is bounded in lines, bytes and time before that.
 
-The database work goes through the DB pool, never on the reactor thread.
+The database work runs on threads, never on the reactor thread. The incoming lookup
+answers first and files afterwards, so a caller never waits behind a write (say a burst
+of texts being filed): one read on a connection of its own (the daemon's ReadPool), the
+SET VARIABLEs, the connection closed; then the call row (and a new contact or `call`
+ticket) is written on the DB pool. The `answered` and `hangup` scripts of that channel
+wait for that write first; if it failed, the hangup handler files the call itself.
 """
 from __future__ import annotations
 
@@ -52,7 +57,9 @@ log = logging.getLogger(__name__)
 SCRIPTS = ("incoming", "answered", "hangup")
 
 # Channel variables the incoming lookup sets, for the dialplan and the operator's phone.
-VARIABLES = ("HELPDESK_LOOKUP", "HELPDESK_CALL", "HELPDESK_CONTACT", "HELPDESK_TICKET",
+# HELPDESK_CONTACT and HELPDESK_TICKET name what exists when the caller is looked up:
+# "" for a new caller, and a call that opens a new `call` ticket, both filed right after.
+VARIABLES = ("HELPDESK_LOOKUP", "HELPDESK_CONTACT", "HELPDESK_TICKET",
              "HELPDESK_OPERATOR", "HELPDESK_OPERATOR_DIAL", "HELPDESK_NEW")
 # Variables the hangup handler reads from the (dead) channel.
 HANGUP_READS = ("HELPDESK_HOURS", "QUEUESTATUS", "DIALSTATUS", "HANGUPCAUSE")
@@ -165,7 +172,6 @@ def variables_for(info: calls.CallerInfo | None) -> list[tuple[str, str]]:
         pairs.append(("CALLERID(name)", info.name[:80]))
     pairs += [
         ("HELPDESK_LOOKUP", "ok"),
-        ("HELPDESK_CALL", str(info.call_id)),
         ("HELPDESK_CONTACT", str(info.contact_id or "")),
         ("HELPDESK_TICKET", info.ticket_number or ""),
         ("HELPDESK_OPERATOR", info.operator or ""),
@@ -394,21 +400,23 @@ class FastAGIProtocol(LineOnlyReceiver):
     @defer.inlineCallbacks
     def script_incoming(self, request: AGIRequest):
         factory = self.factory
+        now = utcnow(factory.clock)  # the call's start, whenever its row is written
         try:
-            info = yield factory.run(factory.calls.incoming, request.uniqueid,
-                                     request.callerid, factory.region,
-                                     utcnow(factory.clock))
-        except Exception:
-            log.exception("FastAGI incoming: the caller lookup failed; the call goes to "
-                          "the queue without it")
-            info = None
-        for name, value in variables_for(info):
-            if self.hungup:  # nobody left to ring; the hangup handler closes the row
-                raise AGIHangup()
             try:
-                yield self.set_variable(name, value)
-            except AGIError as e:  # one refused variable must not cost the others
-                log.warning("FastAGI incoming: SET VARIABLE %s refused: %s", name, e)
+                info = yield factory.calls.lookup(request.callerid, factory.region)
+            except Exception:
+                log.exception("FastAGI incoming: the caller lookup failed; the call goes to "
+                              "the queue without it")
+                info = None
+            for name, value in variables_for(info):
+                if self.hungup:  # nobody left to ring; the hangup handler closes the row
+                    raise AGIHangup()
+                try:
+                    yield self.set_variable(name, value)
+                except AGIError as e:  # one refused variable must not cost the others
+                    log.warning("FastAGI incoming: SET VARIABLE %s refused: %s", name, e)
+        finally:  # answered (or hung up, or cut): now the call row
+            factory.file_call(request, now)
 
     @defer.inlineCallbacks
     def script_answered(self, request: AGIRequest):
@@ -419,6 +427,7 @@ class FastAGIProtocol(LineOnlyReceiver):
             # Queue's AGI argument on the caller's channel
             uniqueid = request.uniqueid
             operator_channel = yield self.get_variable(MEMBER_VARIABLE)
+        yield self.factory.filed(uniqueid)
         yield self.factory.run(self.factory.calls.answered, uniqueid, operator_channel,
                                utcnow(self.factory.clock))
 
@@ -429,6 +438,7 @@ class FastAGIProtocol(LineOnlyReceiver):
         for name in HANGUP_READS:
             values[name] = yield self.get_variable(name)
         factory = self.factory
+        yield factory.filed(request.uniqueid)  # else call_ended files it
         end = yield factory.run(
             factory.calls.ended, request.uniqueid, request.callerid, values["HELPDESK_HOURS"],
             values["QUEUESTATUS"], values["DIALSTATUS"], values["HANGUPCAUSE"],
@@ -469,6 +479,40 @@ class FastAGIFactory(ServerFactory):
         """A call of the calls store, queued behind the other AGI transactions."""
         return self.db.run(method, *args)
 
+    def file_call(self, request: AGIRequest, now) -> defer.Deferred:
+        """Write an answered lookup's call row (idempotent per uniqueid); `filed` waits
+        for it. A failure is logged: the hangup handler files the call then."""
+        uniqueid = request.uniqueid
+        d = defer.maybeDeferred(self.run, self.calls.incoming, uniqueid, request.callerid,
+                                self.region, now)
+
+        def failed(failure):
+            log.error("FastAGI incoming: filing call %s failed; the hangup handler files "
+                      "it: %s", uniqueid, failure.getTraceback())
+        d.addErrback(failed)
+        if uniqueid:
+            self._filing[uniqueid] = d
+
+            def forget(result):  # at once, where the write ran on this thread (tests)
+                if self._filing.get(uniqueid) is d:
+                    del self._filing[uniqueid]
+                return result
+            d.addBoth(forget)
+        return d
+
+    def filed(self, uniqueid: str) -> defer.Deferred:
+        """Fires once the channel's call row is written (or its write has failed)."""
+        pending = self._filing.get(uniqueid)
+        if pending is None:
+            return defer.succeed(None)
+        done = defer.Deferred()
+
+        def fire(result):
+            done.callback(None)
+            return result
+        pending.addBoth(fire)
+        return done
+
     def __init__(self, calls_store, region="ID", language="id", clock=None, on_queued=None,
                  db_concurrency=4, *, secret: bytes):
         if clock is None:
@@ -476,7 +520,7 @@ class FastAGIFactory(ServerFactory):
         if not secret:  # an empty secret would let an empty ?secret= through
             raise ValueError("the FastAGI secret must not be empty")
         self.secret = secret  # what the dialplan passes as ?secret= (bytes)
-        # calls_store: the daemon's db.calls (incoming, answered, ended), Deferreds
+        # calls_store: the daemon's db.calls (lookup, incoming, answered, ended), Deferreds
         self.calls, self.region, self.language = calls_store, region, language
         # At most this many AGI transactions in the DB pool at once (its size), so a
         # flood of calls queues here on the reactor instead of in front of the SMS
@@ -485,6 +529,7 @@ class FastAGIFactory(ServerFactory):
         self.clock = clock
         self.on_queued = on_queued  # called with a queued SMS id (wakes the outbox)
         self.door_log = ThrottledLog(clock)
+        self._filing: dict[str, defer.Deferred] = {}  # uniqueid -> its call row's write
 
 
 def agi_service(config, calls_store, reactor,

@@ -82,15 +82,19 @@ def main(config, argv=None, stdin=None, stdout=None, stderr=None) -> int:
         channel = _Channel(agi)
         sessions = _sessionmaker(config)
         now = utcnow()
-        if script == "incoming":
+        if script == "incoming":  # answer first, then file: as the FastAGI server does
             try:
-                info = in_transaction(sessions, calls.incoming_call, request.uniqueid,
-                                      request.callerid, config.country, now)
+                info = in_transaction(sessions, calls.lookup_caller, request.callerid,
+                                      config.country)
             except Exception:
                 log.exception("helpdesk agi: the caller lookup failed")
                 info = None
-            for name, value in fastagi.variables_for(info):
-                channel.set(name, value)
+            try:
+                for name, value in fastagi.variables_for(info):
+                    channel.set(name, value)
+            finally:
+                in_transaction(sessions, calls.incoming_call, request.uniqueid,
+                               request.callerid, config.country, now)
         elif script == "answered":
             if len(args) > 1 and args[1]:
                 uniqueid, operator_channel = args[1], request.channel

@@ -35,6 +35,43 @@ def contact_dict(c: Contact) -> dict:
     return {"id": c.id, "phone": c.phone, "name": c.name, "opted_out": bool(c.opted_out)}
 
 
+def contact_detail_dict(c: Contact, timeline) -> dict:
+    """One contact with its CRM fields and a page of its timeline (gateway.desk.crm)."""
+    return {
+        **contact_dict(c),
+        "organisation": c.organisation,
+        "type": c.type,
+        "tags": [t.name for t in c.tags],
+        "notes": c.notes,
+        "blocked": bool(c.blocked),
+        "language": c.language,
+        "created_at": iso(c.created_at),
+        "timeline": [timeline_entry_dict(e) for e in timeline.entries],
+        "timeline_next": timeline.next,
+    }
+
+
+def timeline_entry_dict(e) -> dict:
+    """{"type", "id", "at"} and what the kind adds: a text's direction and text, a
+    ticket's number and status, an order's total, a payment's amount."""
+    r = e.row
+    entry = {"type": e.type, "id": e.id, "at": iso(e.at)}
+    if e.type == "message":
+        entry.update(direction=r.direction, text=r.text, status=r.status, intent=r.intent,
+                     ticket_id=r.ticket_id)
+    elif e.type == "call":
+        entry.update(direction=r.direction, answered_at=iso(r.answered_at),
+                     ended_at=iso(r.ended_at), disposition=r.disposition,
+                     ticket_id=r.ticket_id)
+    elif e.type == "ticket":
+        entry.update(number=r.number, kind=r.kind, status=r.status, subject=r.subject)
+    elif e.type == "order":
+        entry.update(number=r.number, total=r.total, status=r.status)
+    elif e.type == "payment":
+        entry.update(amount=r.amount, bank=r.bank, status=r.status, order_id=r.order_id)
+    return entry
+
+
 def ticket_dict(t: Ticket) -> dict:
     return {
         "id": t.id,

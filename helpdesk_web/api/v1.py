@@ -18,13 +18,15 @@ from sqlalchemy.orm import joinedload, selectinload
 from gateway.db.models import TICKET_KINDS as KINDS
 from gateway.db.models import TICKET_STATUSES as STATUSES
 from gateway.db.models import Call, Contact, Message, Order, Payment, Ticket, utcnow
+from gateway.desk import crm, payments, users
 from gateway.desk import health as health_module
-from gateway.desk import payments, users
+from gateway.desk import tickets as ticket_desk
 from gateway.desk.outbox import OutboxError, queue_message
 from gateway.sms.phone import normalise
 from helpdesk_web import pager
 from helpdesk_web.api.serialize import (
     call_dict,
+    contact_detail_dict,
     contact_dict,
     iso,
     message_dict,
@@ -212,6 +214,39 @@ def ticket(ticket_id):
     return jsonify(ticket_dict(row))
 
 
+@bp.route("/tickets/<id:ticket_id>", methods=("PATCH",))
+def update_ticket(ticket_id):
+    """{"status"?, "assignee"? (a user's name, null for nobody)}: the ticket as it is now."""
+    _require_role(WRITERS, "change tickets")
+    data = json_object('{"status": "pending", "assignee": "ani"}')
+    unknown = sorted(set(data) - {"status", "assignee"})
+    if unknown:
+        abort(400, f"only \"status\" and \"assignee\" can be changed, not {', '.join(unknown)}")
+    if "status" in data and (not isinstance(data["status"], str)
+                             or data["status"] not in STATUSES):
+        abort(400, f'"status" must be one of {", ".join(STATUSES)}')
+    if "assignee" in data and data["assignee"] is not None \
+            and not isinstance(data["assignee"], str):
+        abort(400, '"assignee" must be a user\'s name, or null for nobody')
+    db = get_db()
+    row = db.scalar(_ticket_query().where(Ticket.id == ticket_id))
+    if row is None:
+        abort(404, f"there is no ticket {ticket_id}")
+    actor = g.api_user.id if g.api_user is not None else None
+    try:
+        if "assignee" in data:
+            who = data["assignee"]
+            ticket_desk.assign(db, row, None if who is None else
+                               ticket_desk.find_assignee(db, who), actor)
+        if "status" in data:
+            ticket_desk.set_status(db, row, data["status"], actor)
+    except ticket_desk.TicketError as e:
+        db.rollback()
+        abort(400, str(e))
+    db.commit()
+    return jsonify(ticket_dict(db.scalar(_ticket_query().where(Ticket.id == ticket_id))))
+
+
 @bp.route("/contacts")
 def contacts():
     query = select(Contact)
@@ -219,6 +254,22 @@ def contacts():
     if phone:
         query = query.where(Contact.phone == phone)
     return _list(query, Contact.id, contact_dict)
+
+
+@bp.route("/contacts/<id:contact_id>")
+def contact(contact_id):
+    """The contact with its CRM fields and one page of its timeline, newest first:
+    `limit` entries, `before` the "timeline_next" of the page before."""
+    db = get_db()
+    row = db.get(Contact, contact_id)
+    if row is None:
+        abort(404, f"there is no contact {contact_id}")
+    limit = int_arg("limit", pager.DEFAULT_LIMIT, low=1, high=pager.MAX_LIMIT)
+    try:
+        timeline = crm.timeline(db, row, limit, request.args.get("before") or None)
+    except ValueError as e:
+        abort(400, str(e))
+    return jsonify(contact_detail_dict(row, timeline))
 
 
 @bp.route("/orders")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import jinja2
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 
 from gateway.db.models import ReplyTemplate, utcnow
@@ -93,7 +94,7 @@ def save(name, language):
     else:
         error = replies.check_source(source, SAMPLE)
     if error is not None:
-        flash(f"Template tidak disimpan: {error}. (The template was not saved.)", "error")
+        flash(_("The template was not saved: %(error)s.", error=error), "error")
         return _render_edit(name, language, source, edited=row is not None, error=error,
                             status=400)
     old = row.body if row else None
@@ -105,7 +106,7 @@ def save(name, language):
     audit(db, g.user.id, "reply_template.save", "reply_template", row.id,
           {"name": name, "language": language, "from": old, "to": source})
     db.commit()
-    flash(f"Template {name} ({language}) disimpan. (Saved.)", "ok")
+    flash(_("Template %(name)s (%(language)s) saved.", name=name, language=language), "ok")
     return redirect(url_for("reply_templates.edit", name=name, language=language))
 
 
@@ -120,5 +121,6 @@ def reset(name, language):
               {"name": name, "language": language, "from": row.body})
         db.delete(row)
         db.commit()
-    flash(f"Template {name} ({language}) kembali ke teks bawaan. (Reset to built-in.)", "ok")
+    flash(_("Template %(name)s (%(language)s) is back to the built-in text.", name=name,
+            language=language), "ok")
     return redirect(url_for("reply_templates.edit", name=name, language=language))

@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
@@ -25,14 +26,27 @@ SERIAL_KEEPERS = ("admin", "sales")  # who records the serials of items sold
 MAX_WARRANTY_DAYS = 36_500
 MAX_SERIALS_FIELD = 20_000  # characters of one item's serials box
 # Two people recording one serial at the same moment: the unique index refuses the second.
-SOLD_MEANWHILE = "a serial was recorded by someone else meanwhile; reload and try again"
+def _sold_meanwhile() -> str:
+    return _("a serial was recorded by someone else meanwhile; reload and try again")
+
+
 ORDER_STATUSES = (orders.OPEN_ORDER, "paid", "cancelled")
 CODE = re.compile(r"[A-Z0-9]{1,32}")  # customers type it in an SMS: PESAN XL25 2
 MAX_PRICE = 10**12
 MAX_STOCK = 10**9
-# What a refused decision flashes, before and after the reason.
-NOT_CONFIRMED = ("Pembayaran tidak dikonfirmasi", "(The payment was not confirmed.)")
-NOT_REJECTED = ("Pembayaran tidak ditolak", "(The payment was not rejected.)")
+
+
+# What a refused decision flashes, with the reason.
+def _not_confirmed(reason) -> str:
+    return _("The payment was not confirmed: %(reason)s.", reason=str(reason))
+
+
+def _not_rejected(reason) -> str:
+    return _("The payment was not rejected: %(reason)s.", reason=str(reason))
+
+
+def _not_matched(reason) -> str:
+    return _("The payment was not matched: %(reason)s.", reason=str(reason))
 
 
 # --- payments --------------------------------------------------------------------------
@@ -62,27 +76,53 @@ def confirm(payment_id):
     chosen = request.form.get("order_id", "").strip()
     order_id = parse_int(chosen, 1, MAX_ID) if chosen else None
     if chosen and order_id is None:
-        _refused(NOT_CONFIRMED, f"{chosen[:24]!r} is not an order number")
+        flash(_not_confirmed(_("%(chosen)s is not an order number", chosen=repr(chosen[:24]))),
+              "error")
     else:
-        decision = _decide(payments.confirm, payment_id, NOT_CONFIRMED, order_id=order_id)
+        decision = _decide(payments.confirm, payment_id, _not_confirmed, order_id=order_id)
         if decision is not None:
-            flash(f"Pembayaran {replies.rupiah(decision.payment.amount)} dikonfirmasi; "
-                  f"pesanan {decision.order.number} lunas. (Payment confirmed, order paid.)",
-                  "ok")
+            flash(_("Payment of %(amount)s confirmed; order %(order)s is paid.",
+                    amount=replies.rupiah(decision.payment.amount),
+                    order=decision.order.number), "ok")
     return redirect(url_for("shop.payments"))
+
+
+@bp.route("/payments/<id:payment_id>/match", methods=("POST",))
+@login_required(roles=SELLERS)
+def match(payment_id):
+    """Sales say which open order of the customer's an unmatched payment is for."""
+    chosen = request.form.get("order_id", "").strip()
+    order_id = parse_int(chosen, 1, MAX_ID) if chosen else None
+    if order_id is None:
+        flash(_not_matched(_("choose one of the customer's open orders")), "error")
+        return redirect(url_for("shop.payments", _anchor=f"p{payment_id}"))
+    db = get_db()
+    try:
+        payment, order = payments.match(db, payment_id, order_id,
+                                        payments.Actor(g.user.id, g.user.name))
+    except payments.PaymentNotFound as e:
+        abort(404, str(e))
+    except payments.PaymentDecisionError as e:
+        db.rollback()
+        flash(_not_matched(e), "error")
+    else:
+        db.commit()
+        flash(_("Payment of %(amount)s matched to order %(order)s; confirm it when the money "
+                "is there.", amount=replies.rupiah(payment.amount), order=order.number), "ok")
+    return redirect(url_for("shop.payments", _anchor=f"p{payment_id}"))
 
 
 @bp.route("/payments/<id:payment_id>/reject", methods=("POST",))
 @login_required(roles=SELLERS)
 def reject(payment_id):
-    decision = _decide(payments.reject, payment_id, NOT_REJECTED)
+    decision = _decide(payments.reject, payment_id, _not_rejected)
     if decision is not None:
-        flash(f"Pembayaran {replies.rupiah(decision.payment.amount)} ditolak. "
-              "(Payment rejected.)", "ok")
+        flash(_("Payment of %(amount)s rejected.",
+                amount=replies.rupiah(decision.payment.amount)), "ok")
     return redirect(url_for("shop.payments"))
 
 
-def _decide(decide, payment_id: int, refused: tuple[str, str], **kwargs):
+def _decide(decide, payment_id: int, refused, **kwargs):
     """Run a payment decision for the user and commit it, or flash why not (None)."""
     db = get_db()
     try:
@@ -92,19 +132,15 @@ def _decide(decide, payment_id: int, refused: tuple[str, str], **kwargs):
         abort(404, str(e))
     except payments.PaymentDecisionError as e:
         db.rollback()
-        _refused(refused, e)
+        flash(refused(e), "error")
         return None
     db.commit()
     if decision.message is not None:
         notify_queued(decision.message.id)
     else:
-        flash(f"{decision.contact.phone} tidak bisa menerima SMS; pelanggan tidak diberi tahu. "
-              "(Not a phone number: no SMS sent.)", "error")
+        flash(_("%(number)s cannot receive texts; the customer was not told.",
+                number=decision.contact.phone), "error")
     return decision
-
-
-def _refused(refused: tuple[str, str], reason) -> None:
-    flash(f"{refused[0]}: {reason}. {refused[1]}", "error")
 
 
 def _by_id(db, model, ids, *options) -> dict:
@@ -173,10 +209,10 @@ def record_serials(order_id):
         db.commit()
     except (warranty.WarrantyError, IntegrityError) as e:
         db.rollback()
-        why = e if isinstance(e, warranty.WarrantyError) else SOLD_MEANWHILE
-        return _render_order(db, order_id, form, [f"Nomor seri tidak disimpan: {why}. "
-                                                  "(No serial was recorded.)"], 400)
-    flash(f"{len(added)} nomor seri disimpan. ({len(added)} serial(s) recorded.)", "ok")
+        why = e if isinstance(e, warranty.WarrantyError) else _sold_meanwhile()
+        return _render_order(db, order_id, form, [
+            _("No serial was recorded: %(reason)s.", reason=str(why))], 400)
+    flash(_("%(n)s serial(s) recorded.", n=len(added)), "ok")
     return redirect(url_for("shop.order_view", order_id=order.id))
 
 
@@ -187,8 +223,7 @@ def import_serials():
     upload = request.files.get("file")
     data = upload.read(warranty.MAX_CSV_BYTES + 1) if upload else b""
     if not data.strip():
-        flash("Pilih berkas CSV: nomor pesanan, nomor seri[, tanggal jual]. "
-              "(Choose a CSV file.)", "error")
+        flash(_("Choose a CSV file: order number, serial[, date sold]."), "error")
         return redirect(url_for("shop.order_list"))
     try:
         result = warranty.import_csv(db, data, g.user.id)
@@ -198,9 +233,9 @@ def import_serials():
         return render_template("shop/import.html", problems=e.problems), 400
     except IntegrityError:
         db.rollback()
-        return render_template("shop/import.html", problems=[SOLD_MEANWHILE]), 400
-    flash(f"CSV: {len(result.added)} nomor seri baru, {result.unchanged} sudah tercatat. "
-          f"({len(result.added)} new, {result.unchanged} already recorded.)", "ok")
+        return render_template("shop/import.html", problems=[_sold_meanwhile()]), 400
+    flash(_("CSV: %(new)s new serial(s), %(unchanged)s already recorded.",
+            new=len(result.added), unchanged=result.unchanged), "ok")
     return redirect(url_for("shop.order_list"))
 
 
@@ -243,7 +278,7 @@ def save_product():
     audit(db, g.user.id, action, "product", product.id,
           {"code": product.code, **({"from": before} if before else {}), "to": after})
     db.commit()
-    flash(f"Produk {product.code} disimpan. (Product saved.)", "ok")
+    flash(_("Product %(code)s saved.", code=product.code), "ok")
     return redirect(url_for("shop.products"))
 
 
@@ -255,32 +290,30 @@ def read_product(form: dict) -> tuple[dict, list[str]]:
     errors, fields = [], {}
     code = form.get("code", "").strip().upper()
     if not CODE.fullmatch(code):
-        errors.append("Kode produk wajib diisi: huruf dan angka saja, tanpa spasi, paling "
-                      "panjang 32, misalnya XL25. (The code is letters and digits only.)")
+        errors.append(_("The product code is required: letters and digits only, no spaces, "
+                        "at most 32, for example XL25."))
     fields["code"] = code
     name = " ".join(form.get("name", "").split())
     if not name or len(name) > 200:
-        errors.append("Nama produk wajib diisi, paling panjang 200 karakter. "
-                      "(The name is required, at most 200 characters.)")
+        errors.append(_("The product name is required, at most 200 characters."))
     fields["name"] = name
     # as people write prices: Rp 25.000
     price_text = re.sub(r"^rp\.?\s*", "", form.get("price", "").strip(), flags=re.I)
     price = parse_int(price_text.replace(".", "").replace(",", ""), 1, MAX_PRICE)
     if price is None:
-        errors.append("Harga harus bilangan bulat rupiah lebih dari 0, misalnya 25000. "
-                      "(The price is whole rupiah greater than zero.)")
+        errors.append(_("The price is whole rupiah greater than 0, for example 25000."))
     fields["price"] = price
     stock_text = form.get("stock", "").strip()
     stock = parse_int(stock_text, 0, MAX_STOCK) if stock_text else None
     if stock_text and stock is None:
-        errors.append("Stok harus bilangan bulat 0 atau lebih; kosongkan jika tidak dihitung. "
-                      "(Stock is a whole number from 0, or blank when not counted.)")
+        errors.append(_("Stock is a whole number from 0; leave it blank when it is not "
+                        "counted."))
     fields["stock"] = stock
     days_text = form.get("warranty_days", "").strip()
     days = parse_int(days_text, 0, MAX_WARRANTY_DAYS) if days_text else None
     if days_text and days is None:
-        errors.append(f"Garansi harus jumlah hari 0 sampai {MAX_WARRANTY_DAYS}; kosongkan jika "
-                      "tanpa garansi. (Warranty is a number of days, or blank for none.)")
+        errors.append(_("The warranty is a number of days from 0 to %(most)s; leave it blank "
+                        "for none.", most=MAX_WARRANTY_DAYS))
     fields["warranty_days"] = days
     return fields, errors
 
@@ -307,8 +340,8 @@ def _set_active(product_id: int, active: bool):
         audit(db, g.user.id, "product.activate" if active else "product.deactivate",
               "product", product.id, {"code": product.code})
         db.commit()
-    flash(f"Produk {product.code} {'dijual lagi' if active else 'tidak dijual'}. "
-          f"(Product {'active' if active else 'inactive'}.)", "ok")
+    flash(_("Product %(code)s is on sale again.", code=product.code) if active
+          else _("Product %(code)s is no longer on sale.", code=product.code), "ok")
     return redirect(url_for("shop.products"))
 
 
@@ -317,5 +350,12 @@ def items_text(order: Order) -> str:
     return ", ".join(f"{i.quantity}x {i.code}" for i in order.items)
 
 
+def order_status(status: str) -> str:
+    """An order's status in the user's language."""
+    return {orders.OPEN_ORDER: _("awaiting payment"), "paid": _("paid"),
+            "cancelled": _("cancelled")}.get(status, status)
+
+
 bp.add_app_template_filter(replies.rupiah, "rupiah")
 bp.add_app_template_filter(items_text, "items")
+bp.add_app_template_filter(order_status, "order_status")

@@ -96,7 +96,8 @@ def test_cli_exits_2_with_the_line(tmp_path, capsys):
     path = write(tmp_path, "[web]\nlisen = 1\n")
     assert main(["--config", path, "check"]) == 2
     err = capsys.readouterr().err
-    assert err.strip() == f"helpdesk: {path}: web.lisen: unknown key (known: listen, secret_file)"
+    assert err.strip() == (f"helpdesk: {path}: web.lisen: unknown key "
+                           "(known: language, listen, secret_file, timezone)")
 
 
 def test_missing_explicit_file(tmp_path, capsys):

@@ -9,7 +9,7 @@ from sqlalchemy import func, select
 
 from gateway.db.models import Contact, Message, MessagePart, Ticket
 from gateway.db.transaction import in_transaction
-from gateway.desk.inbox import RawPart, finish_expired, store_batch
+from gateway.desk.inbox import RawPart, finish_expired, quarantine, store_batch
 
 T0 = dt.datetime(2026, 11, 23, 9, 0, 0)
 
@@ -81,11 +81,16 @@ def test_reading_the_same_part_again_stores_nothing_new(sessionmaker, store):
     assert len(outbound(sessionmaker)) == 1
 
 
-def test_alphanumeric_sender_gets_no_reply(sessionmaker, store):
-    store([part("Sisa pulsa Anda Rp 5.000", sender="TELKOMSEL")])
-    [message] = inbound(sessionmaker)
-    assert message.number == "TELKOMSEL" and message.ticket_id is not None
+def test_a_carrier_text_is_kept_for_the_inbox_without_ticket_or_reply(sessionmaker, store):
+    store([part("Sisa pulsa Anda Rp 5.000", sender="TELKOMSEL"),
+           part("KOMPLAIN info promo", sender="3636", location=2)])
+    carrier, short_code = inbound(sessionmaker)
+    for message in carrier, short_code:
+        assert message.ticket_id is None and message.contact_id is None
+    assert carrier.number == "TELKOMSEL" and carrier.text == "Sisa pulsa Anda Rp 5.000"
     assert outbound(sessionmaker) == []
+    with sessionmaker() as s:
+        assert s.scalar(select(func.count()).select_from(Ticket)) == 0
 
 
 def test_multipart_in_any_order_across_polls(sessionmaker, store):
@@ -173,3 +178,28 @@ def test_a_batch_is_filed_with_the_same_statements_whatever_its_size(store, stat
         assert s.scalar(select(func.count()).select_from(Ticket)) == 46
     assert len(outbound(sessionmaker)) == 46
     assert all(f"nomor tiket {m.ticket_id}" in m.text for m in outbound(sessionmaker))
+
+
+def test_a_nul_in_a_text_or_sender_is_stored_as_a_replacement_mark(sessionmaker, store):
+    """PostgreSQL's text cannot hold U+0000: on every database it becomes U+FFFD in the
+    text columns, and the part's payload keeps the bytes as they came."""
+    store([part("KOMPLAIN \x00 pulsa", location=1),
+           part("awal\x00", sender="+6281111111111", ref=4, number=1, count=2, location=2),
+           part("\x00akhir", sender="+6281111111111", ref=4, number=2, count=2, location=3),
+           part("halo", sender="TELKOM\x00SEL", location=4)])
+    texts = {m.number: m.text for m in inbound(sessionmaker)}
+    assert texts == {"+6281234567890": "KOMPLAIN \ufffd pulsa",
+                     "+6281111111111": "awal\ufffd\ufffdakhir", "TELKOM\ufffdSEL": "halo"}
+    with sessionmaker() as s:
+        payloads = set(s.scalars(select(MessagePart.payload)))
+    assert "KOMPLAIN \x00 pulsa".encode("utf-16-be") in payloads
+    assert "\x00akhir".encode("utf-16-be") in payloads
+
+
+def test_quarantine_keeps_a_text_with_a_nul(sessionmaker):
+    raw = part("\x00" * 3 + "\ud83d", sender="+62812\x00")
+    result = in_transaction(sessionmaker, quarantine, "modem1", "reader \x00 failed", T0, [raw])
+    [message] = inbound(sessionmaker)
+    assert result.messages == [message.id]
+    assert message.text == "\ufffd" * 4 and message.number == "+62812\ufffd"
+    assert message.attention == "reader \ufffd failed"

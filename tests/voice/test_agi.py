@@ -13,7 +13,8 @@ import stat
 
 import pytest
 from sqlalchemy import func, select
-from twisted.internet import error
+from sqlalchemy.exc import OperationalError
+from twisted.internet import defer, error
 from twisted.internet.address import IPv4Address
 from twisted.internet.task import Clock
 from twisted.internet.testing import StringTransport
@@ -175,19 +176,16 @@ def call_row(db, uniqueid="1700000000.1") -> Call:
 def test_unknown_caller_gets_a_contact_a_call_ticket_and_a_call_row(factory, db):
     peer = AsteriskPeer(factory).run()
     v = peer.variables
+    # the answer names what existed when the caller was looked up: nothing yet
+    assert v == {"HELPDESK_LOOKUP": "ok", "HELPDESK_CONTACT": "", "HELPDESK_TICKET": "",
+                 "HELPDESK_OPERATOR": "", "HELPDESK_OPERATOR_DIAL": "", "HELPDESK_NEW": "1"}
+    # ... and right after it the call is filed
     contact = db.scalar(select(Contact).where(Contact.phone == NUMBER))
     ticket = db.scalar(select(Ticket).where(Ticket.contact_id == contact.id))
     assert ticket.kind == "call" and ticket.status == "new"
-    assert v["HELPDESK_LOOKUP"] == "ok"
-    assert v["HELPDESK_NEW"] == "1"
-    assert v["HELPDESK_TICKET"] == str(ticket.id)
-    assert v["HELPDESK_CONTACT"] == str(contact.id)
-    assert v["HELPDESK_OPERATOR"] == "" and v["HELPDESK_OPERATOR_DIAL"] == ""
-    assert "CALLERID(name)" not in v  # nothing to show yet
     call = call_row(db)
     assert (call.number, call.direction, call.contact_id, call.ticket_id) == (
         NUMBER, "in", contact.id, ticket.id)
-    assert v["HELPDESK_CALL"] == str(call.id)
     assert call.ended_at is None
     kinds = db.scalars(select(TicketEvent.kind).where(TicketEvent.ticket_id == ticket.id)).all()
     assert kinds == ["created", "call_in"]
@@ -217,9 +215,32 @@ def test_known_caller_without_open_ticket_gets_a_call_ticket_for_the_owner(facto
     v = AsteriskPeer(factory).run().variables
     ticket = db.scalar(select(Ticket).where(Ticket.status == "new"))
     assert ticket.kind == "call" and ticket.assignee_id == owner.id
-    assert v["HELPDESK_TICKET"] == str(ticket.id)
+    assert v["HELPDESK_TICKET"] == ""  # filed after the answer
+    assert v["HELPDESK_CONTACT"] == str(contact.id)
     assert v["HELPDESK_OPERATOR"] == "andi" and v["HELPDESK_OPERATOR_DIAL"] == "PJSIP/102"
     assert v["HELPDESK_NEW"] == "0"
+
+
+def test_a_disabled_assignee_is_passed_over_for_the_owner(factory, db):
+    owner = add_operator(db, "andi", "102")
+    gone = add_operator(db, "rina", "103")
+    gone.active = False
+    contact = add_contact(db, name="Budi", owner=owner)
+    ticket = add_ticket(db, contact, assignee=gone)
+    db.commit()
+    v = AsteriskPeer(factory).run().variables
+    assert v["HELPDESK_TICKET"] == str(ticket.id)
+    assert v["HELPDESK_OPERATOR"] == "andi" and v["HELPDESK_OPERATOR_DIAL"] == "PJSIP/102"
+
+
+def test_nobody_active_to_ring_sends_the_call_to_the_queue(factory, db):
+    owner = add_operator(db, "andi", "102")
+    owner.active = False
+    add_contact(db, name="Budi", owner=owner)
+    db.commit()
+    v = AsteriskPeer(factory).run().variables
+    assert v["HELPDESK_OPERATOR"] == "" and v["HELPDESK_OPERATOR_DIAL"] == ""
+    assert db.scalar(select(Ticket.assignee_id)) == owner.id  # the ticket is still theirs
 
 
 @pytest.mark.parametrize("callerid", ["unknown", "anonymous", "", "Restricted", "TELKOMSEL"])
@@ -268,23 +289,167 @@ def test_two_contacts_without_open_tickets_the_e164_row_wins(factory, db):
     assert db.scalar(select(Ticket.contact_id)) == e164.id
 
 
-def test_the_same_channel_asked_twice_gets_the_same_answer(factory, db):
+def test_the_same_channel_asked_twice_is_filed_once(factory, db):
     first = AsteriskPeer(factory).run().variables
     second = AsteriskPeer(factory).run().variables
-    assert first["HELPDESK_CALL"] == second["HELPDESK_CALL"]
-    assert first["HELPDESK_TICKET"] == second["HELPDESK_TICKET"]
     assert db.scalar(select(func.count()).select_from(Call)) == 1
+    assert db.scalar(select(func.count()).select_from(Ticket)) == 1
+    # the second answer names what the first call filed
+    call = call_row(db)
+    assert second["HELPDESK_TICKET"] == str(call.ticket_id) != first["HELPDESK_TICKET"]
+    assert second["HELPDESK_CONTACT"] == str(call.contact_id)
 
 
-def test_database_trouble_still_lets_the_call_through(clock):
-    class BrokenPool:
-        def run(self, fn, *args):
-            from twisted.internet import defer
-            return defer.fail(RuntimeError("database is down"))
+class FailingCalls:
+    """A calls store whose database is down for the methods named."""
 
-    factory = agi.FastAGIFactory(BrokenPool(), clock=clock, secret=SECRET.encode())
+    def __init__(self, real, down=("lookup", "incoming", "answered", "ended")):
+        self.real, self.down = real, down
+
+    def __getattr__(self, name):
+        if name in self.down:
+            return lambda *args: defer.fail(OperationalError("SELECT", {}, Exception("down")))
+        return getattr(self.real, name)
+
+
+def test_database_trouble_still_lets_the_call_through(sessionmaker, clock):
+    calls_store = FailingCalls(Database(sessionmaker).calls)
+    factory = agi.FastAGIFactory(calls_store, clock=clock, secret=SECRET.encode())
     peer = AsteriskPeer(factory).run()
     assert peer.variables == {"HELPDESK_LOOKUP": "failed"}
+
+
+def test_a_failed_lookup_still_files_the_call(sessionmaker, db, clock):
+    calls_store = FailingCalls(Database(sessionmaker).calls, down=("lookup",))
+    factory = agi.FastAGIFactory(calls_store, clock=clock, secret=SECRET.encode())
+    assert AsteriskPeer(factory).run().variables == {"HELPDESK_LOOKUP": "failed"}
+    assert call_row(db).number == NUMBER
+
+
+def test_a_lost_call_row_is_filed_by_the_hangup_handler(sessionmaker, db, clock):
+    store = Database(sessionmaker).calls
+    factory = agi.FastAGIFactory(FailingCalls(store, down=("incoming",)), clock=clock,
+                                 secret=SECRET.encode())
+    assert AsteriskPeer(factory).run().variables["HELPDESK_LOOKUP"] == "ok"
+    assert call_row(db) is None  # the write after the answer failed
+    factory.calls = store  # the database is back
+    hangup(factory, {"QUEUESTATUS": "TIMEOUT"})
+    call = call_row(db)
+    assert call.number == NUMBER and call.disposition == "missed"
+
+
+class HeldWrites:
+    """The daemon's calls store with every write held until release(): the database's
+    writer busy with a burst of texts. Lookups go through at once."""
+
+    def __init__(self, real):
+        self.real, self.held = real, []
+
+    def lookup(self, *args):
+        return self.real.lookup(*args)
+
+    def __getattr__(self, name):
+        def held(*args):
+            d = defer.Deferred()
+            self.held.append((getattr(self.real, name), args, d))
+            return d
+        return held
+
+    def release(self):
+        """The oldest held write runs."""
+        method, args, d = self.held.pop(0)
+        method(*args).chainDeferred(d)
+
+
+def test_the_answer_goes_out_before_the_call_row_is_written(sessionmaker, db, clock, queued):
+    siti = add_operator(db)
+    contact = add_contact(db, name="Budi")
+    ticket = add_ticket(db, contact, assignee=siti)
+    db.commit()
+    store = HeldWrites(Database(sessionmaker).calls)
+    factory = agi.FastAGIFactory(store, clock=clock, on_queued=queued.append,
+                                 secret=SECRET.encode())
+    peer = AsteriskPeer(factory).run()  # closed by the server while the writer is busy
+    assert peer.variables["HELPDESK_OPERATOR_DIAL"] == "PJSIP/101"
+    assert peer.variables["HELPDESK_TICKET"] == str(ticket.id)
+    assert call_row(db) is None and len(store.held) == 1
+    # the caller hangs up before the row is written: the hangup waits for that write
+    end = AsteriskPeer(factory, script="hangup", variables={"QUEUESTATUS": "TIMEOUT"})
+    end.start()
+    for _ in agi.HANGUP_READS:
+        (line,) = end.pending()
+        end.send(end.answer(line))
+    assert end.pending() == [] and not end.transport.disconnecting
+    assert call_row(db) is None and len(store.held) == 1  # still only the first write
+    store.release()  # the filing; then the hangup's own transaction is asked for
+    assert call_row(db) is not None and len(store.held) == 1
+    store.release()
+    assert end.transport.disconnecting
+    call = call_row(db)
+    assert call.ticket_id == ticket.id and call.disposition == "missed"
+    assert db.scalar(select(func.count()).select_from(Call)) == 1
+    assert len(queued) == 1  # one missed-call text
+
+
+def test_lookup_is_one_statement_on_a_connection_of_its_own(engine, sessionmaker, db, clock):
+    from sqlalchemy import event
+
+    from gateway.daemon.database import ReadPool
+    from gateway.db.engine import make_read_engine
+
+    siti = add_operator(db)
+    add_contact(db, "081234567890", "Budi (legacy)", owner=siti)
+    add_contact(db, NUMBER, "Budi")
+    db.commit()
+    reads = ReadPool(make_read_engine(engine.url.render_as_string(hide_password=False)))
+    statements = []
+    event.listen(reads.engine, "before_cursor_execute",
+                 lambda *a: statements.append(a[2]))
+    try:
+        factory = agi.FastAGIFactory(Database(sessionmaker, reads=reads).calls, clock=clock,
+                                     secret=SECRET.encode())
+        for i in range(3):
+            statements.clear()
+            v = AsteriskPeer(factory, uniqueid=f"1700000000.{i}").run().variables
+            assert len(statements) == 1 and statements[0].lstrip().upper().startswith(
+                "SELECT")
+            assert v["CALLERID(name)"] == "Budi"  # the E.164 row, no open ticket
+            assert v["HELPDESK_OPERATOR"] == ""  # its owner is not the legacy row's
+    finally:
+        reads.stop()
+
+
+def test_the_lookup_does_not_wait_behind_a_write_in_progress(engine, db_url, db):
+    """A writer holds its transaction open (a batch of texts being filed): the lookup on
+    its own connection still answers, from the last commit."""
+    import threading
+
+    from sqlalchemy import update
+
+    from gateway.daemon.database import ReadPool
+    from gateway.db.engine import make_read_engine
+
+    contact = add_contact(db, name="Budi")
+    ticket = add_ticket(db, contact)
+    db.commit()
+    writer = engine.connect()
+    writer.begin()
+    writer.execute(update(Contact).where(Contact.id == contact.id).values(name="Uncommitted"))
+    writer.execute(update(Ticket).where(Ticket.id == ticket.id).values(status="closed"))
+    reads = ReadPool(make_read_engine(db_url))
+    answer = []
+    thread = threading.Thread(target=lambda: reads.run(calls.lookup_caller, NUMBER, "ID")
+                              .addCallback(answer.append))
+    try:
+        thread.start()
+        thread.join(5)
+        assert answer, "the lookup waited for the writer"
+        assert answer[0].name == "Budi" and answer[0].ticket_number == str(ticket.id)
+    finally:
+        writer.rollback()
+        writer.close()
+        thread.join(40)
+        reads.stop()
 
 
 # -- the protocol: header, replies, hangup, cuts, time limits ------------------------------
@@ -730,3 +895,5 @@ def test_stdio_script_gives_the_same_answer(config, sessionmaker, db, monkeypatc
     sent = stdout.getvalue().splitlines()
     assert f'SET VARIABLE HELPDESK_TICKET "{ticket.id}"' in sent
     assert 'SET VARIABLE CALLERID(name) "Budi"' in sent
+    call = call_row(db)  # filed after the answer, as the FastAGI server does
+    assert (call.contact_id, call.ticket_id) == (contact.id, ticket.id)

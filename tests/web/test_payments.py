@@ -1,6 +1,7 @@
 """Payment decisions in the domain (gateway.desk.payments), and on the API that shares them."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 
@@ -12,6 +13,12 @@ from gateway.db.models import AuditLog, Contact, Order, Payment, Product, Ticket
 from gateway.desk import payments, replies, users
 
 SARI = payments.Actor(None, "sari")
+
+
+@pytest.fixture
+def config(config):
+    """The UI in English here, whatever the catalogue holds: assertions read English."""
+    return dataclasses.replace(config, web_language="en")
 
 
 def audits(db, action):
@@ -232,3 +239,78 @@ def test_api_simultaneous_confirms_decide_once(app, db, api_headers, monkeypatch
     assert db.get(Product, shop.product_id).stock == 98 and len(outbound(db)) == 1
     assert db.scalar(select(func.count(AuditLog.id))
                      .where(AuditLog.action == "payment.confirm")) == 1
+
+
+# --- matching by hand -------------------------------------------------------------------
+
+def second_order(db, shop, total=77_777, status="awaiting_payment") -> Order:
+    """Another order of the same customer (open unless told)."""
+    order = Order(contact_id=shop.contact_id, status=status, total=total,
+                  open_total=total if status == "awaiting_payment" else None)
+    db.add(order)
+    db.commit()
+    return order
+
+
+def test_match_sets_the_order_audited_and_leaves_the_payment_to_confirm(db):
+    shop = arrange(db, matched=False)
+    payment, order = payments.match(db, shop.payment_id, shop.order_id, SARI)
+    db.commit()
+    assert (payment.order_id, payment.status, order.status) == (
+        shop.order_id, "unverified", "awaiting_payment")
+    assert outbound(db) == []  # the customer hears only of the decision
+    [row] = audits(db, "payment.match")
+    assert (row.target_type, row.target_id) == ("payment", shop.payment_id)
+    assert json.loads(row.detail) == {"from_order_id": None, "order_id": shop.order_id,
+                                      "amount": payment.amount}
+    decision = payments.confirm(db, shop.payment_id, SARI, "id")  # no order named: the match
+    db.commit()
+    assert decision.order.id == shop.order_id and decision.order.status == "paid"
+
+
+def test_a_wrong_match_is_moved_to_another_open_order_of_the_customer(db):
+    shop = arrange(db)  # matched to its order
+    other = second_order(db, shop)
+    payments.match(db, shop.payment_id, other.id, SARI)
+    db.commit()
+    assert db.get(Payment, shop.payment_id).order_id == other.id
+    assert json.loads(audits(db, "payment.match")[0].detail)["from_order_id"] == shop.order_id
+
+
+def test_nothing_is_matched_unless_the_caller_commits(db):
+    shop = arrange(db, matched=False)
+    payments.match(db, shop.payment_id, shop.order_id, SARI)
+    db.rollback()
+    assert db.get(Payment, shop.payment_id).order_id is None and audits(db, "payment.match") == []
+
+
+def test_match_refuses_what_cannot_be_paid_by_this_payment(db):
+    shop = arrange(db, matched=False)
+    theirs = arrange(db, phone="+6281398765432")
+    paid = second_order(db, shop, status="paid")
+    for order_id, error, sentence in [
+            (theirs.order_id, payments.PaymentDecisionError, "belongs to another customer"),
+            (paid.id, payments.PaymentConflict, "is paid, not awaiting payment"),
+            (999_999, payments.PaymentDecisionError, "no order 999999")]:
+        with pytest.raises(error, match=sentence):
+            payments.match(db, shop.payment_id, order_id, SARI)
+        db.rollback()
+    assert db.get(Payment, shop.payment_id).order_id is None
+    with pytest.raises(payments.PaymentNotFound):
+        payments.match(db, 424_242, shop.order_id, SARI)
+    db.rollback()
+
+
+def test_a_second_match_or_a_match_after_the_decision_is_a_conflict(db):
+    shop = arrange(db, matched=False)
+    payments.match(db, shop.payment_id, shop.order_id, SARI)
+    db.commit()
+    with pytest.raises(payments.PaymentConflict, match="already matched to order"):
+        payments.match(db, shop.payment_id, shop.order_id, SARI)
+    db.rollback()
+    payments.reject(db, shop.payment_id, SARI, "id")
+    db.commit()
+    with pytest.raises(payments.PaymentConflict, match="already rejected"):
+        payments.match(db, shop.payment_id, second_order(db, shop).id, SARI)
+    db.rollback()
+    assert len(audits(db, "payment.match")) == 1

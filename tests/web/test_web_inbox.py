@@ -2,6 +2,7 @@
 the count in /api/v1/health and /metrics."""
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 
@@ -11,6 +12,12 @@ from sqlalchemy import select
 from gateway.db.models import AuditLog, Message, Modem, utcnow
 
 UNREADABLE = "the text could not be decoded"
+
+
+@pytest.fixture
+def config(config):
+    """The UI in English here, whatever the catalogue holds: assertions read English."""
+    return dataclasses.replace(config, web_language="en")
 
 
 def page(response) -> str:
@@ -99,7 +106,7 @@ def test_marking_handled_clears_the_mark_and_is_audited_once(client, auth, db, t
     assert row.user_id is not None
     # A second click (or a colleague's) finds nothing to clear and writes nothing.
     response = auth.post(path, {}, follow_redirects=True)
-    assert "sudah ditangani sebelumnya" in page(response)
+    assert "was already handled" in page(response)
     assert len(db.scalars(select(AuditLog).where(AuditLog.action == "message.handled")).all()) \
         == 1
 
@@ -108,7 +115,7 @@ def test_marking_handled_clears_the_mark_and_is_audited_once(client, auth, db, t
 def test_admin_and_supervisor_may_mark_handled(client, auth, db, text, role):
     marked = text("???", attention=UNREADABLE)
     auth.login("boss", role)
-    assert "Sudah ditangani" in page(client.get("/messages/inbox"))
+    assert "Mark handled" in page(client.get("/messages/inbox"))
     assert auth.post(f"/messages/{marked.id}/handled", {}).status_code == 302
     db.expire_all()
     assert db.get(Message, marked.id).attention is None
@@ -119,7 +126,7 @@ def test_others_read_but_cannot_mark_handled(client, auth, db, text, role):
     marked = text("???", attention=UNREADABLE)
     auth.login("someone", role)
     html = page(client.get("/messages/inbox"))
-    assert UNREADABLE in html and "Sudah ditangani" not in html
+    assert UNREADABLE in html and "Mark handled" not in html
     assert auth.post(f"/messages/{marked.id}/handled", {}).status_code == 403
     db.expire_all()
     assert db.get(Message, marked.id).attention == UNREADABLE
@@ -143,14 +150,14 @@ def test_only_an_inbound_text_can_be_handled(client, auth, text):
 def test_header_links_to_the_marked_texts_with_their_count(client, auth, db, text):
     text("Halo")
     auth.login()
-    assert "Perlu dilihat:" not in page(client.get("/"))
+    assert "To look at:" not in page(client.get("/"))
     first = text("???", attention=UNREADABLE)
     text("!!!", attention="no ticket could be opened")
     for path in ("/", "/payments", "/messages/inbox"):
         html = page(client.get(path))
-        assert 'href="/messages/inbox?attention=1" class="attention">Perlu dilihat: 2 SMS' in html
+        assert 'href="/messages/inbox?attention=1" class="attention">To look at: 2 texts' in html
     auth.post(f"/messages/{first.id}/handled", {})
-    assert "Perlu dilihat: 1 SMS" in page(client.get("/"))
+    assert "To look at: 1 texts" in page(client.get("/"))
 
 
 # --- health and metrics -----------------------------------------------------------------
@@ -181,3 +188,13 @@ def test_metrics_has_the_attention_gauge(client, text):
     metrics = page(client.get("/metrics"))
     assert "# TYPE helpdesk_messages_attention gauge" in metrics
     assert "helpdesk_messages_attention 2.0" in metrics
+
+
+def test_the_unfiltered_inbox_says_so_while_texts_are_marked(client, auth, text):
+    """The header's count of marked texts once leaked into the page's own `marked`."""
+    text("Halo")
+    text("???", attention=UNREADABLE)
+    auth.login()
+    html = page(client.get("/messages/inbox"))
+    assert "<strong>All texts in</strong>" in html
+    assert '<a href="/messages/inbox?attention=1">Marked for a person</a>' in html

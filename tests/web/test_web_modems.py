@@ -15,6 +15,12 @@ from gateway.desk import health
 
 
 @pytest.fixture
+def config(config):
+    """The UI in English here, whatever the catalogue holds: assertions read English."""
+    return dataclasses.replace(config, web_language="en")
+
+
+@pytest.fixture
 def floored(config):
     modem = dataclasses.replace(config.modems[0], ussd_balance="*888#", balance_floor=10_000)
     return dataclasses.replace(config, modems=(modem,), alert_numbers=("0811111111",))
@@ -68,7 +74,7 @@ def test_modems_page_shows_every_reading_escaped(auth, client, make_app, session
     auth.login(role="viewer")
     page = client.get("/modems").get_data(as_text=True)
     assert "356938035643809" in page and "Rp 4.500" in page and "30 / 30" in page
-    assert "penuh" in page and "light yellow" in page
+    assert "full: being emptied" in page and "light yellow" in page
     assert "<script>x" not in page and "&lt;script&gt;" in page
 
 

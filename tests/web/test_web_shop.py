@@ -1,7 +1,9 @@
 """The shop's screens: confirming and rejecting payments, orders, products, reply templates."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import re
 from dataclasses import dataclass
 
 import pytest
@@ -22,6 +24,12 @@ from gateway.db.models import (
     utcnow,
 )
 from gateway.desk import replies
+
+
+@pytest.fixture
+def config(config):
+    """The UI in English here, whatever the catalogue holds: assertions read English."""
+    return dataclasses.replace(config, web_language="en")
 
 
 def page(response) -> str:
@@ -86,7 +94,7 @@ def test_payments_page_lists_what_sales_must_check(client, auth, db):
     html = page(client.get("/payments"))
     order = db.get(Order, shop.order_id)
     for expected in ("+6281234567890", "Budi Santoso", replies.rupiah(order.total), "BCA",
-                     f"Pesanan {order.number}", "2x XL25", "Konfirmasi", "Tolak"):
+                     f"Order {order.number}", "2x XL25", "Confirm", "Reject"):
         assert expected in html
 
 
@@ -112,7 +120,7 @@ def test_confirm_marks_paid_takes_stock_and_tells_the_customer(client, auth, db,
     assert len(notes) == 1 and "confirmed" in notes[0].detail
     assert db.scalar(select(AuditLog).where(AuditLog.action == "payment.confirm",
                                             AuditLog.target_id == payment.id)) is not None
-    assert "dikonfirmasi" in page(client.get("/payments"))
+    assert "Payment of" in page(client.get("/payments"))
 
 
 def test_confirm_speaks_the_customers_language(client, auth, db):
@@ -273,14 +281,14 @@ def test_product_is_added_updated_and_deactivated(client, auth, db):
 
 
 @pytest.mark.parametrize("form, message", [
-    ({"code": "XL25", "name": "XL", "price": "-5000"}, "Harga harus"),
-    ({"code": "XL25", "name": "XL", "price": "0"}, "Harga harus"),
-    ({"code": "XL25", "name": "XL", "price": "abc"}, "Harga harus"),
-    ({"code": "XL 25", "name": "XL", "price": "5000"}, "Kode produk"),
-    ({"code": "", "name": "XL", "price": "5000"}, "Kode produk"),
-    ({"code": "XL25", "name": " ", "price": "5000"}, "Nama produk"),
-    ({"code": "XL25", "name": "XL", "price": "5000", "stock": "-1"}, "Stok harus"),
-    ({"code": "XL25", "name": "XL", "price": "5000", "stock": "2.5"}, "Stok harus"),
+    ({"code": "XL25", "name": "XL", "price": "-5000"}, "The price is"),
+    ({"code": "XL25", "name": "XL", "price": "0"}, "The price is"),
+    ({"code": "XL25", "name": "XL", "price": "abc"}, "The price is"),
+    ({"code": "XL 25", "name": "XL", "price": "5000"}, "The product code"),
+    ({"code": "", "name": "XL", "price": "5000"}, "The product code"),
+    ({"code": "XL25", "name": " ", "price": "5000"}, "The product name"),
+    ({"code": "XL25", "name": "XL", "price": "5000", "stock": "-1"}, "Stock is"),
+    ({"code": "XL25", "name": "XL", "price": "5000", "stock": "2.5"}, "Stock is"),
 ])
 def test_product_form_refuses_bad_values(client, auth, db, form, message):
     auth.login("super", "supervisor")
@@ -457,3 +465,95 @@ def test_payments_page_statements_do_not_grow_with_the_payments(client, auth, db
     many, html = count()
     assert html.count('<tr class="waiting"') == 60 and html.count(">rejected<") == 30
     assert many == few <= 9, (few, many)
+
+
+# --- matching a payment by hand ---------------------------------------------------------
+
+def test_sales_match_an_unmatched_payment_then_confirm_it(client, auth, db, queued):
+    shop = arrange(db, matched=False)
+    auth.login("sari", "sales")
+    html = page(client.get("/payments"))
+    assert f'formaction="/payments/{shop.payment_id}/match"' in html and ">Match</button>" in html
+    response = auth.post(f"/payments/{shop.payment_id}/match", {"order_id": str(shop.order_id)},
+                         follow_redirects=True)
+    order = db.get(Order, shop.order_id)
+    assert f"matched to order {order.number}" in page(response) and queued == []
+    db.expire_all()
+    assert db.get(Payment, shop.payment_id).order_id == shop.order_id
+    html = page(client.get("/payments"))
+    assert f'formaction="/payments/{shop.payment_id}/match"' not in html  # matched now
+    assert f"Order {order.number}</a>" in html
+    auth.post(f"/payments/{shop.payment_id}/confirm", {})
+    db.expire_all()
+    assert db.get(Payment, shop.payment_id).status == "confirmed"
+    assert db.get(Order, shop.order_id).status == "paid" and len(queued) == 1
+
+
+@pytest.mark.parametrize("form,sentence", [
+    ({}, "choose one of the customer&#39;s open orders"),
+    ({"order_id": "abc"}, "choose one of the customer&#39;s open orders"),
+])
+def test_match_without_an_order_is_refused(client, auth, db, form, sentence):
+    shop = arrange(db, matched=False)
+    auth.login("sari", "sales")
+    response = auth.post(f"/payments/{shop.payment_id}/match", form, follow_redirects=True)
+    assert "The payment was not matched" in page(response) and sentence in page(response)
+    db.expire_all()
+    assert db.get(Payment, shop.payment_id).order_id is None
+
+
+def test_match_to_another_customers_order_is_refused(client, auth, db):
+    mine = arrange(db, matched=False)
+    theirs = arrange(db, phone="+6281398765432")
+    auth.login("sari", "sales")
+    response = auth.post(f"/payments/{mine.payment_id}/match",
+                         {"order_id": str(theirs.order_id)}, follow_redirects=True)
+    assert "another customer" in page(response)
+    db.expire_all()
+    assert db.get(Payment, mine.payment_id).order_id is None
+
+
+@pytest.mark.parametrize("role", ["operator", "viewer"])
+def test_only_sellers_match_payments(client, auth, db, role):
+    shop = arrange(db, matched=False)
+    auth.login("someone", role)
+    assert ">Match</button>" not in page(client.get("/payments"))
+    assert auth.post(f"/payments/{shop.payment_id}/match",
+                     {"order_id": str(shop.order_id)}).status_code == 403
+    db.expire_all()
+    assert db.get(Payment, shop.payment_id).order_id is None
+
+
+def test_match_needs_a_login_and_the_csrf_token(client, auth, db):
+    shop = arrange(db, matched=False)
+    response = client.post(f"/payments/{shop.payment_id}/match", data={"order_id": "1"})
+    assert response.status_code in (302, 400)
+    auth.login("sari", "sales")
+    assert client.post(f"/payments/{shop.payment_id}/match",
+                       data={"order_id": str(shop.order_id)}).status_code == 400
+    assert auth.post("/payments/424242/match", {"order_id": "1"}).status_code == 404
+
+
+def test_payments_page_escapes_names_banks_and_orders(client, auth, db):
+    hostile = '<script>alert("x")</script>'
+    shop = arrange(db, matched=False)
+    contact = db.get(Contact, shop.contact_id)
+    contact.name = hostile
+    payment = db.get(Payment, shop.payment_id)
+    payment.bank, payment.payer_name = hostile[:32], hostile
+    db.commit()
+    auth.login("sari", "sales")
+    html = page(client.get("/payments"))
+    assert "<script>alert" not in html and html.count("&lt;script&gt;alert") >= 3
+
+
+def test_rupiah_is_written_the_indonesian_way_on_every_shop_page(client, auth, db):
+    shop = arrange(db)
+    auth.login("sari", "sales")
+    total = db.get(Order, shop.order_id).total
+    written = f"Rp {total // 1000}.{total % 1000:03d}"
+    assert written == replies.rupiah(total)
+    for path in ("/payments", "/orders", f"/orders/{shop.order_id}", "/products"):
+        html = page(client.get(path))
+        assert re.search(r"Rp \d{1,3}(\.\d{3})+", html), path
+    assert written in page(client.get("/payments")) and "Rp 25.500" in page(client.get("/products"))
