@@ -122,9 +122,9 @@ def _country(value):
 
 
 def _db_url(value):
-    if not (value.startswith("sqlite:") or value.startswith("mysql+pymysql:")
-            or value.startswith("mariadb+pymysql:")):
-        return 'must start with "sqlite:" or "mysql+pymysql:"'
+    if not value.startswith(("sqlite:", "mysql+pymysql:", "mariadb+pymysql:",
+                             "postgresql+psycopg:")):
+        return 'must start with "sqlite:", "mysql+pymysql:" or "postgresql+psycopg:"'
     return None
 
 

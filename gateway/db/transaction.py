@@ -16,13 +16,16 @@ log = logging.getLogger(__name__)
 
 # Conflicts another transaction caused; the whole transaction can simply run again.
 # SQLite: "database is locked" (a writer upgraded its snapshot too late); MariaDB: 1213
-# deadlock, 1205 lock wait timeout.
+# deadlock, 1205 lock wait timeout; PostgreSQL: 40001 serialization failure, 40P01
+# deadlock.
 _RETRY_ATTEMPTS = 5
 
 
 def _is_conflict(error: DBAPIError) -> bool:
     if not isinstance(error, OperationalError):
         return False
+    if getattr(error.orig, "sqlstate", None) in ("40001", "40P01"):
+        return True
     code = error.orig.args[0] if error.orig is not None and error.orig.args else None
     return code in (1213, 1205) or "database is locked" in str(error.orig)
 

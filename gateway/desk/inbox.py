@@ -48,7 +48,7 @@ def _store_batch(session, modem, parts, config, now) -> StoreResult:
     known = set(session.scalars(select(MessagePart.dedupe_key)
                                 .where(MessagePart.dedupe_key.in_(list(keys)))))
     completed, groups, completed_ids = [], [], []
-    contacts.prefetch(session, {normalise(p.sender, config.country) or p.sender
+    contacts.prefetch(session, {normalise(p.sender, config.country) or _no_nul(p.sender)
                                for k, p in keys.items() if k not in known})
     intake.defer_replies(session)
     for key, part in keys.items():
@@ -61,7 +61,7 @@ def _store_batch(session, modem, parts, config, now) -> StoreResult:
         if part.status_report:
             _store_report(session, modem, part, key, config.country, now)
             continue
-        stored = MessagePart(dedupe_key=key, modem=modem, sender=part.sender,
+        stored = MessagePart(dedupe_key=key, modem=modem, sender=_no_nul(part.sender),
                              part_number=part.part_number, part_count=part.part_count,
                              payload=part.text.encode("utf-16-be", "surrogatepass"),
                              coding=part.coding, smsc_time=part.smsc_time, received_at=now)
@@ -144,10 +144,16 @@ def quarantine(session, modem: str, reason: str, now: dt.datetime,
 
 
 def _fit(value: str | None, length: int) -> str | None:
-    """A string any column of `length` characters takes: no lone surrogates."""
+    """A string any column of `length` characters takes: no lone surrogates, no NUL."""
     if value is None:
         return None
-    return value.encode("utf-8", "replace").decode("utf-8")[:length]
+    return _no_nul(value.encode("utf-8", "replace").decode("utf-8"))[:length]
+
+
+def _no_nul(text: str) -> str:
+    # PostgreSQL's text cannot hold U+0000; it becomes U+FFFD on every database alike,
+    # and the part's payload keeps the bytes as they came.
+    return text.replace("\x00", "\ufffd")
 
 
 def _group_key(modem: str, part: RawPart) -> str:
@@ -177,8 +183,9 @@ def _joined(parts: list[MessagePart], count: int) -> tuple[str, bool]:
                 chunks.append(GAP.encode("utf-16-be"))
             gap_open = True
     # Joined as UTF-16 so an emoji split between two parts becomes whole again; a half
-    # that cannot be paired becomes U+FFFD rather than making the text unstorable.
-    text = b"".join(chunks).decode("utf-16-be", "replace").strip() or "(empty SMS)"
+    # that cannot be paired, or a NUL, becomes U+FFFD rather than making the text
+    # unstorable.
+    text = _no_nul(b"".join(chunks).decode("utf-16-be", "replace")).strip() or "(empty SMS)"
     return text, missing
 
 

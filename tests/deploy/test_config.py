@@ -59,6 +59,12 @@ def test_environment_overrides_database_url(tmp_path):
     assert config.database_url == "mysql+pymysql://u:p@db/helpdesk"
 
 
+def test_a_postgresql_url_is_accepted(tmp_path):
+    config = load(write(tmp_path, '[database]\nurl = "postgresql+psycopg://u@db/helpdesk"\n'),
+                  environ={})
+    assert config.database_url == "postgresql+psycopg://u@db/helpdesk"
+
+
 @pytest.mark.parametrize("text, key, problem", [
     ("[web]\nlisten = 8080\n", "web.listen", "must be a string"),
     ("[web]\nlisten = \"localhost\"\n", "web.listen", "HOST:PORT"),
