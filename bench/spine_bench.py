@@ -365,7 +365,7 @@ def bench_latency(work: Path) -> dict:
             stamps.clear()
             os.link = link_and_stamp
             try:
-                sim.inject(modem(device), number, f"Tes latensi nomor {i}, tolong dicek")
+                sim.inject(modem(device), number, f"Paket data belum masuk dari pagi (uji latensi {i})")
             finally:
                 os.link = real_link
             t0 = stamps[0]
