@@ -106,3 +106,8 @@ def screenshot(browser, name: str) -> None:
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     browser.set_window_size(1280, 800)
     browser.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+
+
+def page(response) -> str:
+    """A Flask test response's body as text."""
+    return response.get_data(as_text=True)

@@ -1360,7 +1360,8 @@ MAX_ID = 2_147_483_647          # ticket and order numbers are 32-bit ids
 
 def as_id(reference: str | None) -> int | None:
     """A ticket or order number written in a text, if it can be one."""
-    if reference is None or not reference.isdigit() or len(reference) > 10:
+    if reference is None or not (reference.isascii() and reference.isdigit()) \
+            or len(reference) > 10:
         return None
     value = int(reference)
     return value if 1 <= value <= MAX_ID else None

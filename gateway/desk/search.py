@@ -26,9 +26,9 @@ from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 
 from gateway.db.models import Contact, Message, Ticket
+from gateway.desk import reader
 from gateway.sms.phone import normalise
 
-MAX_ID = 2**31 - 1  # what an INTEGER id column holds on every database
 MAX_WORDS = 8       # a search is a few words; more only cost the index time
 
 # The full-text index of each searched column, by the name of its SQLite FTS5 table
@@ -129,10 +129,8 @@ def matches(column, q: str):
 
 
 def _number(q: str) -> int | None:
-    digits = q.strip().lstrip("#")
-    if digits.isascii() and digits.isdigit() and 0 < int(digits) <= MAX_ID:
-        return int(digits)
-    return None
+    """A ticket number as the customer quotes it: 12, #12."""
+    return reader.as_id(q.strip().lstrip("#"))
 
 
 def _contact_ids(q: str):

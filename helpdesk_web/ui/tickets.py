@@ -31,7 +31,7 @@ from gateway.desk.users import audit
 from gateway.sms.phone import is_reachable
 from helpdesk_web import pager
 from helpdesk_web.auth import WRITERS, login_required
-from helpdesk_web.bounds import parse_int
+from helpdesk_web.bounds import MAX_ID, parse_int
 from helpdesk_web.db import get_db, helpdesk, notify_queued
 
 bp = Blueprint("tickets", __name__)
@@ -312,12 +312,18 @@ def assign(ticket_id):
 @bp.route("/tickets/<id:ticket_id>/priority", methods=("POST",))
 @login_required(roles=WRITERS)
 def set_priority(ticket_id):
+    return _set_label(ticket_id, "priority", desk.set_priority,
+                      lambda word: _("Priority: %(priority)s.", priority=word))
+
+
+def _set_label(ticket_id, field: str, setter, said):
+    """A status or priority from the form, through the domain; a flash when it changed."""
     db = get_db()
     ticket = _ticket_or_404(db, ticket_id)
-    priority = request.form.get("priority", "")
+    value = request.form.get(field, "")
     try:
-        if desk.set_priority(db, ticket, priority, g.user.id):
-            flash(_("Priority: %(priority)s.", priority=_label(priority)), "ok")
+        if setter(db, ticket, value, g.user.id):
+            flash(said(_label(value)), "ok")
     except desk.TicketError as e:
         abort(400, str(e))
     db.commit()
@@ -330,7 +336,7 @@ def merge(ticket_id):
     db = get_db()
     ticket = _ticket_or_404(db, ticket_id)
     value = request.form.get("into", "").strip().lstrip("#")
-    target_id = parse_int(value, 1, 2**31 - 1)
+    target_id = parse_int(value, 1, MAX_ID)
     try:
         if target_id is None:
             raise desk.TicketError(f"write the number of the ticket to merge into, not "
@@ -370,16 +376,8 @@ def call(ticket_id):
 @bp.route("/tickets/<id:ticket_id>/status", methods=("POST",))
 @login_required(roles=WRITERS)
 def set_status(ticket_id):
-    db = get_db()
-    ticket = _ticket_or_404(db, ticket_id)
-    status = request.form.get("status", "")
-    try:
-        if desk.set_status(db, ticket, status, g.user.id):
-            flash(_("Status: %(status)s.", status=_label(status)), "ok")
-    except desk.TicketError as e:
-        abort(400, str(e))
-    db.commit()
-    return _to_ticket(ticket)
+    return _set_label(ticket_id, "status", desk.set_status,
+                      lambda word: _("Status: %(status)s.", status=word))
 
 
 @bp.route("/tickets/<id:ticket_id>/warranty", methods=("POST",))

@@ -3,6 +3,7 @@ sentence (404 in a path, 400 in a query or JSON body, 413 for a body over the li
 from __future__ import annotations
 
 import pytest
+from helpers import page
 from sqlalchemy import select
 
 from gateway.db.models import Message, Order, Product
@@ -11,9 +12,6 @@ from helpdesk_web.ui.reply_templates import MAX_SOURCE
 
 HUGE = "9" * 20  # past every integer column, and past SQLite's 64 bits
 
-
-def page(response) -> str:
-    return response.get_data(as_text=True)
 
 
 def assert_sentence(response, status, *words):

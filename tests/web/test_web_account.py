@@ -4,15 +4,13 @@ from __future__ import annotations
 import pytest
 from conftest import PASSWORD, AuthActions
 from flask_babel import force_locale, get_locale, gettext
+from helpers import page
 from sqlalchemy import select
 
 from gateway.db.models import AuditLog, User
 
 NEW = "a-new-password-1"
 
-
-def page(response) -> str:
-    return response.get_data(as_text=True)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import re
 
 import pytest
 from conftest import PASSWORD, AuthActions
+from helpers import page
 from sqlalchemy import select
 
 from gateway.db.models import ApiToken, AuditLog, User
@@ -16,9 +17,6 @@ from gateway.desk import users
 
 SECRET = re.compile(r'<code class="secret">([^<]+)</code>')
 
-
-def page(response) -> str:
-    return response.get_data(as_text=True)
 
 
 @pytest.fixture

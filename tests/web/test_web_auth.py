@@ -10,14 +10,11 @@ from urllib.parse import quote
 
 import pytest
 from conftest import CSRF_FIELD, PASSWORD, AuthActions
+from helpers import page
 from sqlalchemy import select
 
 from gateway.db.models import AuditLog, User
 from gateway.desk import users
-
-
-def page(response) -> str:
-    return response.get_data(as_text=True)
 
 
 def post_login(client, name, password, query=""):

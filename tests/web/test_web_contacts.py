@@ -9,6 +9,7 @@ import io
 import json
 
 import pytest
+from helpers import page
 from sqlalchemy import func, select
 
 from gateway.db.models import AuditLog, Contact, Message, Order, Payment, Ticket
@@ -23,9 +24,6 @@ def config(config):
     """English pages, so the assertions read the msgids whatever the catalogue says."""
     return dataclasses.replace(config, web_language="en")
 
-
-def page(response) -> str:
-    return response.get_data(as_text=True)
 
 
 def add_contact(db, phone=PHONE, tags="", **fields) -> Contact:

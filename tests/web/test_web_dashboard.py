@@ -6,6 +6,7 @@ import datetime as dt
 import re
 
 import pytest
+from helpers import page
 from sqlalchemy import event, select
 
 from gateway.db.models import Contact, Message, Modem, Order, Payment, Ticket, User, utcnow
@@ -17,9 +18,6 @@ def config(config):
     """The UI in English here, whatever the catalogue holds: assertions read English."""
     return dataclasses.replace(config, web_language="en")
 
-
-def page(response) -> str:
-    return response.get_data(as_text=True)
 
 
 def figures(client) -> dict:

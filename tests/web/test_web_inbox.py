@@ -7,6 +7,7 @@ import datetime as dt
 import json
 
 import pytest
+from helpers import page
 from sqlalchemy import select
 
 from gateway.db.models import AuditLog, Message, Modem, utcnow
@@ -19,9 +20,6 @@ def config(config):
     """The UI in English here, whatever the catalogue holds: assertions read English."""
     return dataclasses.replace(config, web_language="en")
 
-
-def page(response) -> str:
-    return response.get_data(as_text=True)
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ import json
 
 import pytest
 from conftest import CSRF_FIELD, PASSWORD
+from helpers import page
 from sqlalchemy import select
 
 from gateway.db.models import AuditLog, Contact, Message, utcnow
@@ -18,9 +19,6 @@ def config(config):
     """The UI in English here, whatever the catalogue holds: assertions read English."""
     return dataclasses.replace(config, web_language="en")
 
-
-def page(response) -> str:
-    return response.get_data(as_text=True)
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 import pytest
 from conftest import CSRF_FIELD, PASSWORD
+from helpers import page
 from sqlalchemy import func, select
 
 from gateway.db.models import (
@@ -31,9 +32,6 @@ def config(config):
     """The UI in English here, whatever the catalogue holds: assertions read English."""
     return dataclasses.replace(config, web_language="en")
 
-
-def page(response) -> str:
-    return response.get_data(as_text=True)
 
 
 @dataclass

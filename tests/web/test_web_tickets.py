@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import page
 from sqlalchemy import select
 
 from gateway.db.models import (
@@ -33,9 +34,6 @@ def config(config):
     """English pages, so the assertions read the msgids whatever the catalogue says."""
     return dataclasses.replace(config, web_language="en")
 
-
-def page(response) -> str:
-    return response.get_data(as_text=True)
 
 
 def listed(html: str) -> list[int]:

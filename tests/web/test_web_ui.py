@@ -7,6 +7,7 @@ import json
 
 import pytest
 from conftest import AuthActions
+from helpers import page
 from sqlalchemy import select
 
 from gateway.db.models import AuditLog, Message, Ticket, TicketEvent, User
@@ -17,9 +18,6 @@ def config(config):
     """English pages, so the assertions read the msgids whatever the catalogue says."""
     return dataclasses.replace(config, web_language="en")
 
-
-def page(response) -> str:
-    return response.get_data(as_text=True)
 
 
 # --- ticket list ---------------------------------------------------------------------

@@ -8,6 +8,7 @@ import datetime as dt
 import io
 
 import pytest
+from helpers import page
 from sqlalchemy import select
 
 from gateway.db.models import (
@@ -26,9 +27,6 @@ from gateway.desk import warranty
 BUDI = "+6281234567890"
 HOSTILE = '<script>alert("x")</script>'
 
-
-def page(response) -> str:
-    return response.get_data(as_text=True)
 
 
 @pytest.fixture
