@@ -16,6 +16,7 @@ from sqlalchemy import (
     Integer,
     LargeBinary,
     MetaData,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -40,6 +41,7 @@ TICKET_STATUSES = ("new", "open", "pending", "resolved", "closed")
 OPEN_TICKET_STATUSES = TICKET_STATUSES[:3]
 TICKET_KINDS = ("order", "complaint", "payment", "question", "call", "warranty")
 TICKET_PRIORITIES = ("low", "normal", "high", "urgent")
+PRIORITY_PERSON, PRIORITY_BULK = 0, 1  # messages.priority
 
 
 def utcnow(clock=None) -> dt.datetime:
@@ -91,6 +93,25 @@ class ContactTag(Base):
     __table_args__ = (Index(None, "tag_id", "contact_id"), MYSQL)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), primary_key=True)
     tag_id: Mapped[int] = mapped_column(ForeignKey("tags.id"), primary_key=True)
+
+
+class ContactGroup(Base):
+    """A named list of contacts (Kalkun's phonebook groups), the audience of a broadcast."""
+    __tablename__ = "contact_groups"
+    __table_args__ = (MYSQL,)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+    members: Mapped[list[Contact]] = relationship(secondary="contact_group_members",
+                                                  order_by="Contact.id", viewonly=True)
+
+
+class ContactGroupMember(Base):
+    __tablename__ = "contact_group_members"
+    __table_args__ = (Index(None, "contact_id", "group_id"), MYSQL)
+    group_id: Mapped[int] = mapped_column(ForeignKey("contact_groups.id"), primary_key=True)
+    contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"), primary_key=True)
 
 
 class User(Base):
@@ -244,6 +265,9 @@ class Message(Base):
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     last_error: Mapped[str | None] = mapped_column(String(255))
+    # The outbox sends lower first: PRIORITY_PERSON for replies and acknowledgements,
+    # PRIORITY_BULK for a broadcast, so a person's answer never waits behind one.
+    priority: Mapped[int] = mapped_column(SmallInteger, default=0, server_default="0")
 
     parts: Mapped[list[MessagePart]] = relationship(order_by="MessagePart.part_number")
     contact: Mapped[Contact | None] = relationship()

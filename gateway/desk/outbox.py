@@ -55,7 +55,7 @@ _DUE = (select(Message.id, Message.number, Message.text, Message.modem)
         .where(Message.direction == "out", Message.status == "queued",
                or_(Message.next_attempt_at.is_(None),
                    Message.next_attempt_at <= bindparam("now")))
-        .order_by(Message.id).limit(bindparam("limit"))
+        .order_by(Message.priority, Message.id).limit(bindparam("limit"))
         .with_for_update(skip_locked=True))
 _TAKE = (update(Message)
          .where(Message.id.in_(bindparam("ids", expanding=True)), Message.status == "queued")

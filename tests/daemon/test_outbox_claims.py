@@ -16,7 +16,8 @@ from tests.modem_sim import ModemSimulator
 SEND_TIME = 0.25  # seconds the simulated network takes per text
 
 
-def test_a_sim_read_during_a_100_text_burst_waits_for_at_most_one_send(tmp_path, db_url):
+def test_a_sim_read_during_a_100_text_burst_waits_for_at_most_one_send(tmp_path, db_url,
+                                                                      engine):
     with ModemSimulator(link=str(tmp_path / "modem"), capacity=50) as modem:
         config, _port = write_config(tmp_path, db_url, None, at_device=modem.device)
         helpdesk(config, "init")
