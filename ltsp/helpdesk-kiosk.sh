@@ -20,6 +20,9 @@
 #                                  chromium-browser, google-chrome-stable)
 #   HELPDESK_KIOSK_CHECK_INTERVAL  seconds between server checks (10)
 #   HELPDESK_KIOSK_RESTART_DELAY   seconds before restarting the browser (3)
+#   HELPDESK_KIOSK_PHONE           softphone command, started with "run" for
+#                                  the session's length (helpdesk-phone, if
+#                                  installed; empty: none)
 
 set -u
 
@@ -95,7 +98,12 @@ server_up() {
 
 browser_pid=
 profile=
+phone_pid=
 cleanup() {
+    if [ -n "$phone_pid" ]; then
+        kill "$phone_pid" 2>/dev/null
+        wait "$phone_pid" 2>/dev/null
+    fi
     if [ -n "$browser_pid" ]; then
         kill "$browser_pid" 2>/dev/null
         wait "$browser_pid" 2>/dev/null
@@ -110,6 +118,14 @@ trap 'exit 0' TERM INT HUP
 # A kiosk screen must not blank.
 if [ -n "${DISPLAY:-}" ] && command -v xset >/dev/null 2>&1; then
     xset s off -dpms s noblank 2>/dev/null || true
+fi
+
+# The desk's softphone (ltsp.conf installs helpdesk-phone), for as long as
+# the session lasts; it waits for its server by itself.
+phone=${HELPDESK_KIOSK_PHONE-helpdesk-phone}
+if [ -n "$phone" ] && command -v "$phone" >/dev/null 2>&1; then
+    "$phone" run &
+    phone_pid=$!
 fi
 
 log "showing $url (server $host port $port)"

@@ -24,7 +24,9 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from gateway.config import Config
+from gateway.config import Config, ConfigError
+from gateway.config import load as load_config
+from tests import helpers
 
 ROOT = Path(__file__).resolve().parents[2]
 SYSTEMD = ROOT / "systemd"
@@ -95,6 +97,7 @@ def exec_argv(value: str) -> list[str]:
 
 def systemd_analyze_verify(unit_path: Path, tmp_path: Path) -> None:
     """``systemd-analyze verify`` on a copy whose ExecStart exists here."""
+    tmp_path.mkdir(exist_ok=True)
     copy = tmp_path / unit_path.name
     text = re.sub(r"(?m)^ExecStart=.*$", "ExecStart=/bin/true", unit_path.read_text())
     copy.write_text(text)
@@ -193,6 +196,75 @@ def test_web_only_unit(tmp_path):
 
     if shutil.which("systemd-analyze"):
         systemd_analyze_verify(SYSTEMD / "helpdesk-web.service", tmp_path)
+
+
+def test_web_template_unit_takes_its_port_from_the_instance(tmp_path):
+    """helpdesk-web@8081.service listens on 127.0.0.1:8081, the rest from the one config."""
+    unit = load_unit("helpdesk-web@.service")
+    service = check_common_service(unit, "web")
+    assert "dialout" not in words(service.get("SupplementaryGroups", []))
+    assert not service.get("DeviceAllow")
+    # the sandbox is the single web unit's, line for line
+    single = load_unit("helpdesk-web.service")["Service"]
+    assert {k: v for k, v in service.items() if k != "Environment"} == {
+        k: v for k, v in single.items() if k != "Environment"}
+    assert set(single["Environment"]) < set(service["Environment"])
+
+    environment = dict(word.split("=", 1) for word in words(service["Environment"]))
+    config = tmp_path / "helpdesk.toml"
+    config.write_text('[web]\nlisten = "127.0.0.1:8080"\n')
+    for port in ("8081", "8082"):
+        env = {key: value.replace("%i", port) for key, value in environment.items()}
+        assert load_config(str(config), environ=env).web_listen == f"127.0.0.1:{port}"
+    # a mistyped instance fails with the variable's name, not a traceback
+    bad = {key: value.replace("%i", "web1") for key, value in environment.items()}
+    with pytest.raises(ConfigError, match="HELPDESK_WEB_LISTEN"):
+        load_config(str(config), environ=bad)
+
+    if shutil.which("systemd-analyze"):
+        # an instance, as systemctl would load it (a bare template is not verifiable)
+        instance = tmp_path / "helpdesk-web@8081.service"
+        instance.write_text((SYSTEMD / "helpdesk-web@.service").read_text())
+        systemd_analyze_verify(instance, tmp_path / "verify")
+
+
+def test_web_template_instances_serve_on_their_ports(tmp_path):
+    """Two instances with the template's environment: each `helpdesk web` answers
+    on the port of its instance name, none on the file's [web] listen."""
+    service = load_unit("helpdesk-web@.service")["Service"]
+    file_port = helpers.free_port()
+    config = tmp_path / "helpdesk.toml"
+    config.write_text(f'[database]\nurl = "sqlite:///{tmp_path}/helpdesk.db"\n\n'
+                      f'[web]\nlisten = "127.0.0.1:{file_port}"\n')
+    init = subprocess.run([helpers.HELPDESK, "--config", str(config), "init"], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert init.returncode == 0, init.stderr
+    processes = {}
+    try:
+        for _ in range(2):
+            port = str(helpers.free_port())
+            env = dict(os.environ, HELPDESK_LOG_LEVEL="WARNING")
+            env.update(word.replace("%i", port).split("=", 1)
+                       for word in words(service["Environment"]))
+            argv = exec_argv(one(service, "ExecStart"))
+            argv[0] = helpers.HELPDESK
+            argv[argv.index("--config") + 1] = str(config)
+            with open(tmp_path / f"web-{port}.log", "w") as log:
+                processes[int(port)] = subprocess.Popen(argv, cwd=tmp_path, env=env,
+                                                        stdout=log, stderr=subprocess.STDOUT)
+        for port, process in processes.items():
+            # a busy machine takes its time to start Python and Twisted
+            answer = helpers.wait_for(
+                lambda p=port, proc=process: "exited" if proc.poll() is not None else
+                helpers.api(p, "/api/v1/health"), timeout=60, what=f"helpdesk web on port {port}")
+            assert answer != "exited", (tmp_path / f"web-{port}.log").read_text()
+            status, body = answer
+            assert status in (200, 503) and "status" in body
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", file_port), timeout=2).close()
+    finally:
+        for process in processes.values():
+            helpers.stop(process)
 
 
 def test_unit_parser_handles_systemd_rules():
@@ -600,7 +672,12 @@ def test_ltsp_conf_syntax_and_keys():
     assert re.search(rf"useradd\b[^\n]*\s{re.escape(user)}\s*$", text, re.M)
     session = re.search(r"autologin-session=([\w-]+)", params["LIGHTDM_CONF"]).group(1)
     assert f"/usr/share/xsessions/{session}.desktop" in text
-    assert f"/etc/ltsp/{KIOSK.name}" in text
+    # installed without ".sh": `ltsp initrd` runs `sh -n` (dash) on every *.sh
+    # in /etc/ltsp and refuses to build ltsp.img on the bash script
+    assert "install -m 0755 /etc/ltsp/helpdesk-kiosk /usr/local/bin/helpdesk-kiosk" in text
+    assert not re.search(r"/etc/ltsp/\S+\.sh\b", text)
+    readme = (LTSP / "README.md").read_text()
+    assert f"ltsp/{KIOSK.name} /etc/ltsp/helpdesk-kiosk\n" in readme
 
 
 class Listener:
@@ -652,6 +729,10 @@ def test_kiosk_waits_for_server_and_reloads_after_outage(tmp_path):
     browser = tmp_path / "fake-chromium"
     browser.write_text(f'#!/bin/bash\necho "$$ $*" >> "{calls}"\nexec sleep 300\n')
     browser.chmod(0o755)
+    phone_calls = tmp_path / "phone-calls"
+    phone = tmp_path / "fake-phone"
+    phone.write_text(f'#!/bin/bash\necho "$$ $*" >> "{phone_calls}"\nexec sleep 300\n')
+    phone.chmod(0o755)
 
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
@@ -666,6 +747,7 @@ def test_kiosk_waits_for_server_and_reloads_after_outage(tmp_path):
                HELPDESK_KIOSK_BROWSER=str(browser),
                HELPDESK_KIOSK_CHECK_INTERVAL="0.2",
                HELPDESK_KIOSK_RESTART_DELAY="0.1",
+               HELPDESK_KIOSK_PHONE=str(phone),
                TMPDIR=str(tmp_path), XDG_RUNTIME_DIR=str(tmp_path))
     env.pop("DISPLAY", None)
     proc = subprocess.Popen(["bash", str(KIOSK), url], env=env,
@@ -692,9 +774,16 @@ def test_kiosk_waits_for_server_and_reloads_after_outage(tmp_path):
         assert wait_for(lambda: len(lines()) == 2), "browser not restarted after the outage"
         assert wait_for(lambda: not alive(pid), 5), "old browser still running"
 
+        # the softphone runs once for the whole session, outage or not
+        assert wait_for(lambda: phone_calls.exists())
+        (phone_line,) = phone_calls.read_text().splitlines()
+        phone_pid, phone_args = phone_line.split(" ", 1)
+        assert phone_args == "run" and alive(phone_pid)
+
         last_pid = lines()[1].split()[0]
         proc.terminate()
         proc.wait(timeout=10)
+        assert wait_for(lambda: not alive(phone_pid), 5), "softphone left running"
         assert wait_for(lambda: not alive(last_pid), 5), (
             "browser left running after the kiosk script was stopped")
         assert not list(tmp_path.glob("helpdesk-kiosk.*")), "temporary profile left behind"
