@@ -18,12 +18,13 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
 from gateway.db.models import CONTACT_TYPES, Contact, Message
-from gateway.desk import crm, replies
+from gateway.desk import broadcasts, crm, replies
 from gateway.desk.outbox import OutboxError, queue_message
 from gateway.desk.users import audit
 from gateway.sms.phone import is_reachable
 from helpdesk_web import pager
 from helpdesk_web.auth import WRITERS, login_required
+from helpdesk_web.bounds import MAX_ID, parse_int
 from helpdesk_web.db import get_db, helpdesk, notify_queued
 
 bp = Blueprint("contacts", __name__)
@@ -42,12 +43,16 @@ def type_names() -> dict[str, str]:
 def _filters() -> dict:
     return {"q": request.args.get("q", "").strip()[:100],
             "type": request.args.get("type", ""),
-            "tag": request.args.get("tag", "").strip()[:40]}
+            "tag": request.args.get("tag", "").strip()[:40],
+            "group": request.args.get("group", "").strip()[:100]}
 
 
 def _conditions(filters: dict) -> list:
-    return crm.contact_filter(filters["q"], helpdesk().config.country, filters["type"],
-                              filters["tag"])
+    conditions = crm.contact_filter(filters["q"], helpdesk().config.country, filters["type"],
+                                    filters["tag"])
+    if filters["group"]:
+        conditions += broadcasts.group_filter(filters["group"])
+    return conditions
 
 
 @bp.route("/contacts")
@@ -59,6 +64,7 @@ def index():
     return render_template("contacts/list.html", page=found, filters=filters,
                            tags=crm.tags_of(db, [c.id for c in found.items]),
                            all_tags=crm.tag_names(db), types=CONTACT_TYPES,
+                           all_groups=broadcasts.group_names(db),
                            type_names=type_names(),
                            can_write=g.user.role in WRITERS)
 
@@ -92,7 +98,9 @@ def _render_contact(db, contact: Contact, form: dict | None = None, problems=Non
                            form=form, problems=problems or {}, types=CONTACT_TYPES,
                            type_names=type_names(),
                            can_write=g.user.role in WRITERS, text=text,
-                           reachable=is_reachable(contact.phone)), status
+                           reachable=is_reachable(contact.phone),
+                           groups=broadcasts.groups_of(db, contact.id),
+                           all_groups=broadcasts.all_groups(db)), status
 
 
 @bp.route("/contacts/<id:contact_id>", methods=("POST",))
@@ -143,6 +151,53 @@ def send_text(contact_id):
     db.commit()
     notify_queued(message.id)
     flash(_("The text is queued to be sent."), "ok")
+    return redirect(url_for("contacts.view", contact_id=contact.id))
+
+
+@bp.route("/contacts/groups", methods=("POST",))
+@login_required(roles=WRITERS)
+def create_group():
+    """A new contact group (a broadcast's audience); with contact_id, that contact joins."""
+    db = get_db()
+    contact_id = parse_int(request.form.get("contact_id", ""), 1, MAX_ID)
+    contact = db.get(Contact, contact_id) if contact_id else None
+    try:
+        group = broadcasts.create_group(db, request.form.get("name", "")[:200], g.user.id)
+        if contact is not None:
+            broadcasts.set_member(db, group.id, contact.id, True, g.user.id)
+        db.commit()
+    except (broadcasts.BroadcastError, IntegrityError) as e:
+        db.rollback()
+        reason = e if isinstance(e, broadcasts.BroadcastError) else _("that name is taken")
+        flash(_("The group was not made: %(reason)s", reason=reason), "error")
+    else:
+        flash(_("Group %(name)s made.", name=group.name), "ok")
+    if contact is not None:
+        return redirect(url_for("contacts.view", contact_id=contact.id))
+    return redirect(url_for("contacts.index"))
+
+
+@bp.route("/contacts/<id:contact_id>/groups", methods=("POST",))
+@login_required(roles=WRITERS)
+def set_group(contact_id):
+    """Put the contact into a group (add=GROUP_ID) or take it out (remove=GROUP_ID)."""
+    db = get_db()
+    contact = _contact_or_404(db, contact_id)
+    member = "add" in request.form
+    group_id = parse_int(request.form.get("add" if member else "remove", ""), 1, MAX_ID)
+    if group_id is None:
+        flash(_("Choose a group."), "error")
+        return redirect(url_for("contacts.view", contact_id=contact.id))
+    try:
+        changed = broadcasts.set_member(db, group_id, contact.id, member, g.user.id)
+        db.commit()
+    except (broadcasts.BroadcastError, IntegrityError) as e:  # the group went meanwhile
+        db.rollback()
+        reason = e if isinstance(e, broadcasts.BroadcastError) else _(
+            "someone changed them at the same time; try again")
+        flash(_("The groups were not changed: %(reason)s", reason=reason), "error")
+        return redirect(url_for("contacts.view", contact_id=contact.id))
+    flash(_("Groups saved.") if changed else _("Nothing changed."), "ok")
     return redirect(url_for("contacts.view", contact_id=contact.id))
 
 
