@@ -1,18 +1,30 @@
-"""reports (placeholder: filled in by the work on it; a no-op until then)
+"""reports: the days whose daily summary was queued (each one once)
 
 Revision ID: 0016
 Revises: 0015
 """
+import sqlalchemy as sa
+from alembic import op
 
 revision = "0016"
 down_revision = "0015"
 branch_labels = None
 depends_on = None
 
+MYSQL = {"mysql_engine": "InnoDB", "mysql_charset": "utf8mb4",
+         "mysql_collate": "utf8mb4_unicode_ci"}
+
 
 def upgrade():
-    pass
+    op.create_table(
+        "daily_summaries",
+        sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("queued_at", sa.DateTime(), nullable=False),
+        sa.Column("recipients", sa.Integer(), nullable=False),
+        sa.PrimaryKeyConstraint("day", name=op.f("pk_daily_summaries")),
+        **MYSQL,
+    )
 
 
 def downgrade():
-    pass
+    op.drop_table("daily_summaries")
