@@ -232,6 +232,7 @@ class Message(Base):
         Index(None, "number", "id"),
         Index(None, "ticket_id", "id"),
         Index(None, "contact_id", "id"),  # a contact's timeline (migration 0009)
+        Index(None, "created_at"),  # the reports' date ranges (migration 0016)
         # The few texts marked for a person, counted on every page: SQLite's statistics
         # count NULLs as one value and would send the count through the direction index;
         # this one covers the count, so the planner takes it.
@@ -406,7 +407,8 @@ class WarrantyClaim(Base):
 
 class Payment(Base):
     __tablename__ = "payments"
-    __table_args__ = (Index(None, "status", "id"), Index(None, "contact_id", "id"), MYSQL)
+    __table_args__ = (Index(None, "status", "id"), Index(None, "contact_id", "id"),
+                      Index(None, "created_at"), MYSQL)  # created_at: the reports (0016)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     contact_id: Mapped[int] = mapped_column(ForeignKey("contacts.id"))
     order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
@@ -481,3 +483,112 @@ class AuditLog(Base):
     target_id: Mapped[int | None] = mapped_column(Integer)
     detail: Mapped[str | None] = mapped_column(LongText)
     created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# --- Broadcasts (gateway.desk.broadcasts, migration 0012) ---------------------------------
+BROADCAST_STATUSES = ("running", "paused", "cancelled", "done")
+# pending: not yet in the outbox; queued: its text is (message_id); skipped: opted out,
+# blocked or no phone (skip_reason); cancelled: the broadcast was cancelled first.
+RECIPIENT_STATUSES = ("pending", "queued", "skipped", "cancelled")
+
+
+class Broadcast(Base):
+    """One text to many: a template over a group, a tag or a list of numbers."""
+    __tablename__ = "broadcasts"
+    __table_args__ = (Index(None, "status", "id"), MYSQL)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    audience_kind: Mapped[str] = mapped_column(String(16))  # group, tag, numbers
+    audience: Mapped[str] = mapped_column(String(200))  # the group's or tag's name
+    status: Mapped[str] = mapped_column(String(16), default="running")
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+class BroadcastRecipient(Base):
+    """One number of a broadcast. The unique (broadcast_id, number) and the message_id
+    written in the transaction that queues the text make a restart send nobody twice."""
+    __tablename__ = "broadcast_recipients"
+    __table_args__ = (UniqueConstraint("broadcast_id", "number"),
+                      Index(None, "broadcast_id", "status", "id"), MYSQL)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id"))
+    number: Mapped[str] = mapped_column(String(32))
+    contact_id: Mapped[int | None] = mapped_column(ForeignKey("contacts.id"))
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    skip_reason: Mapped[str | None] = mapped_column(String(32))
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id"))
+
+
+# --- Bank statements (gateway.desk.statements, migration 0013) ------------------------------
+# matched: an open order found, waiting for one click (or confirmed at import with [bank]
+# auto_confirm); confirmed: its payment is; ambiguous and unmatched wait for a person.
+BANK_LINE_STATUSES = ("matched", "confirmed", "ambiguous", "unmatched")
+
+
+class BankStatementLine(Base):
+    """One credit of an imported bank statement. The unique `fingerprint` (bank, account,
+    day, text, amount and which of identical lines in its file) makes importing the same
+    statement again, or one that overlaps it, add nothing twice."""
+    __tablename__ = "bank_statement_lines"
+    __table_args__ = (Index(None, "status", "id"), Index(None, "order_id"), MYSQL)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    bank: Mapped[str] = mapped_column(String(32))
+    account: Mapped[str | None] = mapped_column(String(40))
+    booked_on: Mapped[dt.date] = mapped_column(Date)
+    description: Mapped[str] = mapped_column(String(500))
+    amount: Mapped[int] = mapped_column(BigInteger)  # whole rupiah
+    status: Mapped[str] = mapped_column(String(16), default="unmatched")
+    matched_by: Mapped[str | None] = mapped_column(String(8))  # "total" or "sms"
+    order_id: Mapped[int | None] = mapped_column(ForeignKey("orders.id"))
+    payment_id: Mapped[int | None] = mapped_column(ForeignKey("payments.id"))
+    reason: Mapped[str | None] = mapped_column(String(300))  # why it waits for a person
+    file_name: Mapped[str | None] = mapped_column(String(200))
+    imported_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    imported_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+    decided_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    decided_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
+
+
+# --- Cluster claims (gateway.desk.outbox, migration 0015) -----------------------------------
+# Also messages.claimed_at and modems.host, above.
+class GatewayNode(Base):
+    """A `helpdesk run` host sharing the database, and when it last beat. A host silent
+    for longer than its claim lease is taken for dead: the texts it left `sending` become
+    `unknown`, and the others stop leaving a share of the outbox to it."""
+    __tablename__ = "gateway_nodes"
+    __table_args__ = (MYSQL,)
+    name: Mapped[str] = mapped_column(String(128), primary_key=True)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    seen_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    lease: Mapped[float] = mapped_column(Float)  # its claim_lease, seconds
+
+
+# --- Kalkun import (gateway.imports.kalkun, migration 0014) ---------------------------------
+class KalkunImported(Base):
+    """A Gammu SMSD row already imported, and the text it became: a second run of
+    `helpdesk import kalkun` skips it. `source` names the database it came from; every
+    part of a multipart text has its row, all pointing at the one message."""
+    __tablename__ = "kalkun_imported"
+    __table_args__ = (UniqueConstraint("source", "source_table", "source_id"), MYSQL)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    source: Mapped[str] = mapped_column(String(200))
+    source_table: Mapped[str] = mapped_column(String(16))  # inbox, sentitems, outbox
+    source_id: Mapped[int] = mapped_column(BigInteger)
+    message_id: Mapped[int] = mapped_column(ForeignKey("messages.id"))
+    imported_at: Mapped[dt.datetime] = mapped_column(DateTime, default=utcnow)
+
+
+# --- Reports: the daily summary (gateway.reports.summary, migration 0016) --------------------
+class DailySummary(Base):
+    """A local day whose summary was queued to the supervisors: the row and the texts
+    commit together, and the key refuses a second one, so a restart or a second gateway
+    host never sends a day twice."""
+    __tablename__ = "daily_summaries"
+    __table_args__ = (MYSQL,)
+    day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
+    queued_at: Mapped[dt.datetime] = mapped_column(DateTime)
+    recipients: Mapped[int] = mapped_column(Integer)
