@@ -24,6 +24,7 @@ class Page:
     next: int | None  # the cursor for the following page, in the parameter this one used
     forward: bool  # paged with `after`
     cursor: bool  # a cursor was given: this may not be the newest page
+    start: int | None = None  # that cursor
 
     @property
     def older(self) -> int | None:
@@ -39,10 +40,24 @@ class Page:
             return self.next
         return self.items[0].id if self.items and self.cursor else None
 
+    @property
+    def span(self) -> tuple[int, int | None]:
+        """The ids (both ends left out; None: no upper end) among which a page must have
+        been given every row of its list to be right: from its cursor to its last row, or
+        to the end of the list when there is no next page."""
+        if self.forward:
+            return self.start, None if self.next is None else self.next + 1
+        return self.next or 0, self.start
+
+
+def limit() -> int:
+    """The page size asked for."""
+    return int_arg("limit", DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
+
 
 def page(query, column) -> Page:
     """One page of `query` (a select of one entity, not yet ordered) by its id `column`."""
-    limit = int_arg("limit", DEFAULT_LIMIT, low=1, high=MAX_LIMIT)
+    size = limit()
     # 0 is a cursor too: after=0 reads the whole history forward from its start.
     before, after = (int_arg(name, low=0, high=MAX_ID) for name in CURSORS)
     if before is not None:
@@ -52,13 +67,14 @@ def page(query, column) -> Page:
         query = query.where(column > after).order_by(column.asc())
     else:
         query = query.order_by(column.desc())
-    rows = get_db().scalars(query.limit(limit + 1)).unique().all()
-    more = len(rows) > limit
-    rows = rows[:limit]
+    rows = get_db().scalars(query.limit(size + 1)).unique().all()
+    more = len(rows) > size
+    rows = rows[:size]
     cursor = rows[-1].id if more else None
     if after is not None:
         rows.reverse()
-    return Page(rows, cursor, after is not None, before is not None or after is not None)
+    return Page(rows, cursor, after is not None, before is not None or after is not None,
+                after if after is not None else before)
 
 
 def page_url(**cursor) -> str:

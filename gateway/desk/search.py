@@ -16,12 +16,17 @@ letters and digits before it reaches the index, so quotes, `*`, `-`, `OR`, `NEAR
 or `_` are plain separators there and never an error. On MariaDB `_` is part of a word
 (InnoDB reads `_promo_` as one word, found by `_promo_`, not by `promo`); words shorter
 than three letters and InnoDB's stopwords are checked by LIKE alone.
+
+The queue's word search is a page, newest ticket first: page_of_tickets() asks the index
+for the newest texts and subjects only, as many as a page needs, and checks that no
+older one could belong on the page (else it asks again from where one could), so a word
+in a tenth of the texts costs a page's worth of reading, not 100,000 matches.
 """
 from __future__ import annotations
 
 import re
 
-from sqlalchemy import Boolean, bindparam, func, literal_column, or_, select, table, union_all
+from sqlalchemy import Boolean, and_, bindparam, func, literal_column, or_, select, table, union_all
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.sql.expression import ColumnElement
 
@@ -52,12 +57,13 @@ def words(q: str) -> list[str]:
 
 
 class _Matches(ColumnElement):
-    """`column` holds the words of `q`: compiled per dialect (see the module docstring)."""
+    """`column` holds the words of `q`: compiled per dialect (see the module docstring).
+    With `since`, only rows numbered `since` or more count (the newest texts)."""
     type = Boolean()
     inherit_cache = False  # the query text depends on `q`: no statement caching
 
-    def __init__(self, column, q: str):
-        self.column, self.q, self.words = column, q, words(q)
+    def __init__(self, column, q: str, since: int | None = None):
+        self.column, self.q, self.words, self.since = column, q, words(q), since
 
     def self_group(self, against=None):
         # Already a whole condition (each dialect's text is bracketed where it needs it):
@@ -69,9 +75,22 @@ def _like(column, q: str):
     return column.contains(q, autoescape=True)
 
 
+def _since(element, condition):
+    """`condition`, on the rows numbered `element.since` or more when it is set."""
+    if element.since is None:
+        return condition
+    return and_(element.column.table.c.id >= element.since, condition)
+
+
 @compiles(_Matches)
 def _compile_like(element, compiler, **kw):
-    return compiler.process(_like(element.column, element.q), **kw)
+    return compiler.process(_since(element, _like(element.column, element.q)), **kw)
+
+
+def _fts_phrase(ws: list[str]) -> str:
+    """One FTS5 phrase of the words, every one quoted (no word holds a quote), the last
+    one a prefix when long enough to be worth it."""
+    return '"' + " ".join(ws) + '"' + ("*" if len(ws[-1]) >= SQLITE_MIN_PREFIX else "")
 
 
 @compiles(_Matches, "sqlite")
@@ -79,14 +98,14 @@ def _compile_sqlite(element, compiler, **kw):
     ws = element.words
     if not ws:  # nothing an index holds: punctuation alone, read as it was typed
         return _compile_like(element, compiler, **kw)
-    # One FTS5 phrase of the words, every one quoted (no word holds a quote), the last
-    # one a prefix when long enough to be worth it.
-    phrase = '"' + " ".join(ws) + '"' + ("*" if len(ws[-1]) >= SQLITE_MIN_PREFIX else "")
+    phrase = _fts_phrase(ws)
     column = element.column
     searched = getattr(column.table, "element", column.table)  # the table behind an alias
     fts = FTS_TABLES[(searched.name, column.name)]
     rowids = (select(literal_column("rowid")).select_from(table(fts))
               .where(literal_column(fts).op("MATCH")(bindparam(None, phrase))))
+    if element.since is not None:  # FTS5 seeks to the rowid: the older matches are not read
+        rowids = rowids.where(literal_column("rowid") >= element.since)
     pk = column.table.c.id
     return compiler.process(pk.in_(rowids), **kw)
 
@@ -98,17 +117,20 @@ def _compile_mysql(element, compiler, **kw):
     indexed = [w for w in typed
                if MYSQL_MIN_WORD <= len(w) <= MYSQL_MAX_WORD and w not in MYSQL_STOPWORDS]
     like = compiler.process(_like(element.column, element.q), **kw)
+    since = "" if element.since is None else \
+        f"{compiler.process(element.column.table.c.id >= element.since, **kw)} AND "
     if not indexed:  # only short words or stopwords: LIKE reads every row, but finds them
-        return like
+        return f"({since}{like})"
     # Every word a prefix: InnoDB keeps `pulsa_ku` as one word where the query has two.
     terms = " ".join(f"+{w}*" for w in indexed)
     match = (f"MATCH ({compiler.process(element.column, **kw)}) AGAINST "
              f"({compiler.process(bindparam(None, terms), **kw)} IN BOOLEAN MODE)")
     if [element.q.strip().lower()] == indexed:
-        return match  # one plain word: every row FULLTEXT finds holds it as LIKE would
+        # one plain word: every row FULLTEXT finds holds it as LIKE would
+        return f"({since}{match})" if since else match
     # FULLTEXT finds the rows with every word; LIKE on those few keeps the words' order
     # and the short words, as the search always did.
-    return f"({match} AND {like})"
+    return f"({since}{match} AND {like})"
 
 
 @compiles(_Matches, "postgresql")
@@ -119,13 +141,13 @@ def _compile_postgresql(element, compiler, **kw):
     # The same expression as the GIN index of migration 0009, so that the index serves.
     vector = func.to_tsvector(literal_column("'simple'"), element.column)
     query = func.to_tsquery(literal_column("'simple'"), bindparam(None, " <-> ".join(ws) + ":*"))
-    return compiler.process(vector.op("@@")(query), **kw)
+    return compiler.process(_since(element, vector.op("@@")(query)), **kw)
 
 
-def matches(column, q: str):
+def matches(column, q: str, since: int | None = None):
     """The condition: `column` (messages.text, contacts.name or tickets.subject) holds
-    the words of `q`."""
-    return _Matches(column, q)
+    the words of `q`; with `since`, in the rows numbered `since` or more only."""
+    return _Matches(column, q, since)
 
 
 def _number(q: str) -> int | None:
@@ -137,8 +159,12 @@ def _contact_ids(q: str):
     return select(Contact.id).where(matches(Contact.__table__.c.name, q))
 
 
-def tickets_matching(q: str, country: str):
-    """The condition on Ticket for the queue's search box."""
+def tickets_matching(q: str, country: str, texts_since: int | None = None,
+                     tickets_from: int | None = None):
+    """The condition on Ticket for the queue's search box. With `texts_since`, only the
+    texts numbered that or more are searched; with `tickets_from`, only the subjects and
+    contacts' names of tickets numbered that or more: see page_of_tickets() for when
+    that still finds every ticket a page shows."""
     phone = normalise(q, country)
     number = _number(q)  # a ticket number, as the customer quotes it
     if phone:
@@ -151,14 +177,96 @@ def tickets_matching(q: str, country: str):
     # MariaDB do (90 ms for a name that no open ticket has, at 100,000 tickets).
     matched = Ticket.__table__.alias("matched")
     found = [
-        select(Message.ticket_id.label("id")).where(matches(Message.__table__.c.text, q)),
-        select(matched.c.id).where(matches(matched.c.subject, q)),
-        select(matched.c.id).where(matched.c.contact_id.in_(_contact_ids(q))),
+        select(Message.ticket_id.label("id")).where(
+            matches(Message.__table__.c.text, q, texts_since)),
+        select(matched.c.id).where(matches(matched.c.subject, q, tickets_from)),
+        select(matched.c.id).where(matched.c.contact_id.in_(_contact_ids(q)),
+                                   *([] if tickets_from is None
+                                     else [matched.c.id >= tickets_from])),
     ]
     if number is not None:
         found.append(select(matched.c.id).where(matched.c.id == number))
     ids = union_all(*found).subquery("found")
     return Ticket.id.in_(select(ids.c.id))
+
+
+# Where the full-text index hands out its matches newest first and stops at a LIMIT, a
+# page of a word search reads the newest texts only: SQLite's FTS5 walks its rowids
+# backwards; PostgreSQL's planner may read the primary key backwards for a common word.
+# MariaDB's FULLTEXT lists every match before any ORDER BY or LIMIT (EXPLAIN: fulltext,
+# Using filesort; about 10 us a match at 1M texts), so there a bound only adds queries.
+STOPS_EARLY = frozenset({"sqlite", "postgresql"})
+WIDEST_SPAN = 10_000  # tickets whose first text is looked up (index only, ~2 ms a 2,000)
+
+
+def _newest(session, column, q: str, count: int) -> int | None:
+    """The id of the `count`-th newest row whose `column` holds the words of `q`, None
+    when fewer rows hold them (then reading them all is cheap)."""
+    ws = words(q)
+    if session.get_bind().dialect.name == "sqlite" and ws:
+        # Straight from FTS5 in rowid order: through the table it would list every match.
+        fts = FTS_TABLES[(column.table.name, column.name)]
+        return session.connection().exec_driver_sql(
+            f"SELECT rowid FROM {fts} WHERE {fts} MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?",
+            (_fts_phrase(ws), count - 1)).scalar()
+    pk = column.table.c.id
+    return session.scalar(select(pk).where(matches(column, q)).order_by(pk.desc())
+                          .offset(count - 1).limit(1))
+
+
+def newest_texts(session, q: str, count: int) -> int | None:
+    """The id of the `count`-th newest text that holds the words of `q`, None when fewer
+    texts hold them."""
+    return _newest(session, Message.__table__.c.text, q, count)
+
+
+_TOO_WIDE = object()
+
+
+def _first_text(session, above: int, below: int | None, widest: int):
+    """The oldest text of the tickets numbered between `above` and `below` (both left
+    out; None: no upper end); None when they have none, _TOO_WIDE past `widest` tickets."""
+    if below is None:
+        below = (session.scalar(select(func.max(Ticket.id))) or 0) + 1
+    if below - above - 1 > widest:
+        return _TOO_WIDE
+    return session.scalar(select(func.min(Message.id))
+                          .where(Message.ticket_id > above, Message.ticket_id < below))
+
+
+def page_of_tickets(session, q: str, country: str, run, read_ahead: int,
+                    widest: int = WIDEST_SPAN):
+    """The page of tickets that match `q`, reading only the newest texts and tickets
+    where the index can stop early, and exactly the page a search of them all gives.
+
+    `run(condition)` returns (page, (above, below)): the page of tickets found with the
+    condition, and the span of ticket numbers (both ends left out, None: no upper end) in
+    which the page must have found every match to be right: between its cursor and its
+    last row, or to the end of the list when it is the last page. A page found among the
+    texts numbered M or more and the tickets numbered T or more is right when no ticket
+    of that span has a text older than M and the span starts at T or later. Otherwise it
+    is found again from that span's first text and first ticket: then it is right, since
+    the matches found only grow and so the span only narrows.
+    """
+    if session.get_bind().dialect.name not in STOPS_EARLY or normalise(q, country):
+        return run(tickets_matching(q, country))[0]
+    since = newest_texts(session, q, read_ahead)
+    start = _newest(session, Ticket.__table__.c.subject, q, read_ahead)  # by subject
+    if since is None and start is None:
+        return run(tickets_matching(q, country))[0]
+    found, (above, below) = run(tickets_matching(q, country, since, start))
+    right = True
+    if start is not None and above + 1 < start:
+        start, right = above + 1, False
+    if since is not None:
+        first = _first_text(session, above, below, widest)
+        if first is _TOO_WIDE:
+            since, right = None, False
+        elif first is not None and first < since:
+            since, right = first, False
+    if right:
+        return found
+    return run(tickets_matching(q, country, since, start))[0]
 
 
 def contacts_matching(q: str, country: str):

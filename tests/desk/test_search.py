@@ -3,6 +3,8 @@ never raise on what an operator may type, follow every change to the texts, and 
 what the database actually uses (on SQLite and MariaDB)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from sqlalchemy import or_, select, text
 
@@ -218,3 +220,115 @@ def test_the_daemon_gathers_statistics_every_hour(sessionmaker, monkeypatch):
     clock.advance(3600)
     assert len(runs) == 2
     job.stopService()
+
+
+# --- a page of a word search ------------------------------------------------------------
+
+LISTED = re.compile(r'<td><a href="/tickets/(\d+)">')
+LINK = re.compile(r'<a href="([^"]+)" rel="(next|prev)">')
+
+
+@pytest.fixture
+def talkative_shop(db):
+    """40 tickets, most with 'kembung' in their texts, newest ticket last; then the old
+    tickets get new texts with the word, so text order and ticket order disagree: the
+    newest texts belong to old tickets. Some have it only in their subject, or in their
+    contact's name. [ticket ids]."""
+    contact = Contact(phone="+6281300000001", name="Wayan")
+    named = Contact(phone="+6281300000002", name="Ibu Kembungsari")
+    db.add_all([contact, named])
+    db.flush()
+    tickets = []
+    for i in range(40):
+        ticket = Ticket(kind="complaint", status="open" if i % 5 else "closed",
+                        subject="Baterai kembung" if i % 7 == 3 else f"Keluhan {i}",
+                        contact_id=named.id if i % 11 == 5 else contact.id)
+        db.add(ticket)
+        db.flush()
+        tickets.append(ticket.id)
+        texts = [f"baterai kembung nomor {i}"] if i % 3 else ["layar mati"]
+        if i % 7 == 3 or i % 11 == 5:
+            texts = ["halo kak"]  # found by its subject or its contact's name alone
+        texts += ["kembung lagi kak"] * (i % 4 == 0)
+        for body in texts:
+            db.add(Message(direction="in", number=contact.phone, text=body, status="received",
+                           contact_id=contact.id, ticket_id=ticket.id, created_at=utcnow()))
+    db.flush()
+    for i in (2, 3, 6, 13, 14, 21, 0, 1):  # late texts on old tickets, some found only so
+        db.add(Message(direction="in", number=contact.phone, text="masih kembung min",
+                       status="received", contact_id=contact.id, ticket_id=tickets[i],
+                       created_at=utcnow()))
+    db.commit()
+    return tickets
+
+
+def walk(client, address) -> tuple[list[int], list[list[int]]]:
+    """Follow a list's "Older" links from `address`: (every id in order, the pages)."""
+    pages, seen = [], set()
+    while address:
+        assert address not in seen, f"the pager went round in a circle at {address}"
+        seen.add(address)
+        html = client.get(address).get_data(as_text=True)
+        pages.append([int(i) for i in LISTED.findall(html)])
+        links = {rel: href.replace("&amp;", "&") for href, rel in LINK.findall(html)}
+        address = links.get("next")
+    return [i for p in pages for i in p], pages
+
+
+@pytest.mark.parametrize("bounded", [True, False], ids=["newest-texts-first", "all-texts"])
+@pytest.mark.parametrize("status", ["active", "all"])
+def test_a_word_search_pages_newest_first_and_each_page_continues_exactly(
+        db, client, auth, talkative_shop, monkeypatch, bounded, status):
+    # Both ways on every database: reading the newest texts first (as SQLite and
+    # PostgreSQL do) must give what reading every text gives (as MariaDB does).
+    monkeypatch.setattr(search, "STOPS_EARLY",
+                        frozenset({"sqlite", "mysql", "mariadb", "postgresql"}) if bounded
+                        else frozenset())
+    # The newest ticket holding the word among the first few texts, the rest far back.
+    auth.login()
+    open_only = [] if status == "all" else [Ticket.status.in_(("new", "open", "pending"))]
+    expected = list(db.scalars(select(Ticket.id).where(
+        search.tickets_matching("kembung", "ID"), *open_only).order_by(Ticket.id.desc())))
+    assert len(expected) > 20  # several pages, and more texts than a page reads ahead
+    for limit in (3, 7):
+        ids, pages = walk(client, f"/tickets?q=kembung&status={status}&limit={limit}")
+        assert ids == expected, (limit, pages)
+        assert all(len(p) == limit for p in pages[:-1])
+    # And back up from the last page with the "Newer" links: the same pages, mirrored.
+    html = client.get(f"/tickets?q=kembung&status={status}&limit=5&before={expected[-3]}")
+    back = []
+    while True:
+        text_ = html.get_data(as_text=True)
+        back = [int(i) for i in LISTED.findall(text_)] + back
+        links = {rel: href.replace("&amp;", "&") for href, rel in LINK.findall(text_)}
+        if "prev" not in links:
+            break
+        html = client.get(links["prev"])
+    assert back == expected
+
+
+def test_a_page_of_a_common_word_reads_only_the_newest_texts(db, talkative_shop):
+    """Where the index stops early: the page is found among the newest texts and tickets,
+    and the condition asks the index only for those (SQLite: rowid bounds inside FTS5)."""
+    since = search.newest_texts(db, "kembung", 5)
+    newest = list(db.scalars(select(Message.id).where(Message.text.contains("kembung"))
+                             .order_by(Message.id.desc())))
+    assert since == newest[4]
+    assert search.newest_texts(db, "kembung", len(newest) + 1) is None
+    beyond = max(talkative_shop) + 1  # no subject or name counts
+    condition = search.tickets_matching("kembung", "ID", texts_since=since,
+                                        tickets_from=beyond)
+    assert found(db, condition) == set(db.scalars(
+        select(Message.ticket_id).where(Message.id >= since,
+                                        Message.text.contains("kembung"))))
+    start = talkative_shop[20]
+    by_ticket = found(db, search.tickets_matching("kembung", "ID", texts_since=newest[0] + 1,
+                                                  tickets_from=start))
+    assert by_ticket == {t for t in talkative_shop[20:]
+                         if t in found(db, or_(Ticket.subject.contains("kembung"),
+                                               Ticket.contact.has(Contact.name.contains(
+                                                   "Kembung"))))}
+    assert by_ticket  # a subject and a name among them
+    if db.get_bind().dialect.name == "sqlite":
+        sql = str(select(Ticket.id).where(condition).compile(db.get_bind()))
+        assert "messages_fts MATCH" in sql and sql.count("rowid >=") == 2, sql
