@@ -95,6 +95,27 @@ ABBREVIATIONS = {
     "daftarin": "daftar", "didaftarin": "daftar", "daftarkan": "daftar", "ane": "saya",
     "dikirimin": "dikirim", "ve": "have", "mendaftar": "daftar", "registrasi": "daftar",
     "fungsi": "berfungsi", "cmn": "cuma", "cuman": "cuma", "cm": "cuma", "doang": "saja",
+    "jgn": "jangan", "jngn": "jangan", "bayarkan": "bayar", "dibayarkan": "dibayar",
+    "checkout": "order", "didaftarkan": "daftar", "garansikan": "garansiin",
+    # Javanese and Sundanese, as shop customers in Java mix them in: "durung mlebu, piye
+    # iki", "teu acan lebet", "sampun kulo transfer", "bade mesen", "tuku pulsa siji".
+    "durung": "belum", "dereng": "belum", "acan": "belum",
+    "wis": "sudah", "wes": "sudah", "sampun": "sudah", "parantos": "sudah", "atos": "sudah",
+    "mpun": "sudah", "teu": "tidak", "ora": "tidak", "mboten": "tidak", "boten": "tidak",
+    "henteu": "tidak", "mlebu": "masuk", "lebet": "masuk", "piye": "bagaimana",
+    "pripun": "bagaimana", "kumaha": "bagaimana",
+    "kulo": "saya", "kula": "saya", "abdi": "saya", "bade": "mau", "badé": "mau",
+    "ajeng": "mau", "arep": "mau", "tuku": "beli", "meser": "beli", "tumbas": "beli",
+    "ngirim": "kirim", "kirimno": "kirim", "siji": "satu", "hiji": "satu", "loro": "dua",
+    "kalih": "dua", "telu": "tiga", "tilu": "tiga", "papat": "empat", "opat": "empat",
+    "carane": "caranya", "asmanipun": "nama", "asmane": "nama", "nami": "nama",
+    "jenengku": "nama", "jeneng": "nama", "meneh": "lagi", "maneh": "lagi", "deui": "lagi",
+    "ojo": "jangan", "ampun": "jangan", "ulah": "jangan", "telat": "terlambat",
+    "asup": "masuk", "hoyong": "mau", "tulung": "tolong", "nyuwun": "minta", "saged": "bisa",
+    "tiasa": "bisa", "dugi": "sampai", "pundi": "mana", "endi": "mana", "iki": "ini",
+    "niki": "ini", "ieu": "ini", "uwis": "sudah", "nuhun": "makasih", "suwun": "makasih",
+    "peryogi": "butuh", "mundhut": "beli", "unsub": "unsubscribe", "unsubs": "unsubscribe",
+    "ngehang": "hang", "ngeblank": "blank",
 }
 
 # Words that may open a text before the keyword ("halo min, mau pesan ...").
@@ -105,14 +126,14 @@ LEADING_FILLERS = frozenset("""
     mbak om saya aku kami mau pengen ingin minta tolong mohon please dong ya nih deh
     sekarang ini oke ok i we want wanna would like to need can could may d
     ambil isi kirim kirimin kirimkan pesankan orderkan beliin butuh perlu get buy take you
-    send give me
+    send give me nitip titip
 """.split())
 
 # Words with no content of their own; trimmed from notes, and a HELP/STOP followed only
 # by these is still a bare HELP/STOP.
 POLITE = frozenset("""
     min kak gan sis bos boss bro pak bu mas mbak om ya yah yaa dong donk deh nih please
-    makasih terima kasih tq ty ok oke sip me saja aja segera cepat
+    makasih terima kasih tq ty ok oke sip me saja aja segera cepat nggih njih atuh
 """.split())
 
 # Skipped before the first product of an order ("beli voucher xl25 2").
@@ -170,17 +191,19 @@ DAFTAR_LIST_WORDS = frozenset("""
     format keyword
 """.split())
 # A CEK without a number is still a status query when it names one of these.
-STATUS_WORDS = frozenset("status pesanan order tiket ticket tkt".split())
+STATUS_WORDS = frozenset("status pesanan order tiket ticket tkt resi resinya pengiriman kiriman"
+                         .split())
 # Words that may stand before an order or ticket number.
-REFERENCE_MARKERS = frozenset("order pesanan invoice inv nomor tiket ticket tkt id".split())
+REFERENCE_MARKERS = frozenset("order pesanan invoice inv nomor tiket ticket tkt id ord".split())
 # A number before these is a time or a size, not money.
 NOT_MONEY_AFTER = frozenset("jam menit detik hari minggu bulan tahun gb mb kali x".split())
 NOT_MONEY_BEFORE = frozenset("nomor order pesanan rekening tgl tanggal tahun thn jam tiket ticket "
-                              "tkt id invoice inv resi".split())
+                              "tkt id invoice inv resi ord sn serial".split())
 
 # Multipliers of the amount units.
 UNITS = {"rb": 1_000, "ribu": 1_000, "rebu": 1_000, "rbu": 1_000, "k": 1_000,
-         "jt": 1_000_000, "juta": 1_000_000, "jta": 1_000_000}
+         "jt": 1_000_000, "juta": 1_000_000, "jta": 1_000_000,
+         "thousand": 1_000, "million": 1_000_000, "mio": 1_000_000}
 
 # Patterns on the canonical word string (words joined by single spaces; numbers appear
 # as NUM, money as AMT, phone numbers as PHONE).
@@ -220,7 +243,7 @@ _COMPLAINT_PHRASES = [
     r"(?:cuma|hanya|cuman|cm) (?:masuk )?(?:setengah|sebagian|separuh)",
     r"kurang (?:satu|lengkap|NUM (?:pcs|pc|buah|bh|biji|item|unit|lembar))",
     r"(?:cepat|cepet|tiba|mendadak)(?: banget)? habis", r"habis sendiri",
-    r"(?:masuk|dikirim|datang|diterima)(?:nya)? (?:cuma|hanya|kurang)",
+    r"(?:masuk|dikirim|datang|diterima)(?:nya)? (?:cuma|hanya|kurang|malah)",
     r"(?:warna|ukuran|model|tipe|isi|jumlah|kembalian)(?:nya)? (?:beda|berbeda|salah|lain|kurang)",
     r"(?:ditagih|dipotong|terdebet|didebet) (?:dua kali|2x|double|dobel|lagi)",
     r"stopped working", r"dead", r"faulty", r"terrible", r"awful", r"worst",
@@ -242,15 +265,40 @@ _COMPLAINT_PHRASES = [
     r"sember", r"(?<!sorry )(?<!maaf )wrong(?! number)", r"only (?:got|received|came|arrived)",
     r"sepihak",
     r"(?:kurang|tidak) (?:ramah|sopan|responsif|memuaskan|profesional)", r"rude",
+    r"jutek", r"judes", r"ketus", r"galak",
+    r"still (?:nothing|waiting)", r"(?:no|nomor) (?:reply|response|answer) (?:yet|at all|since)",
+    r"(?:nobody|no one) (?:answers|answered|replies|replied|picks up|responds)",
+    r"humming", r"buzzing", r"flickering", r"blinking", r"leaks", r"(?:belum|tidak) ada jawaban",
+    r"lag", r"ngelag", r"freeze", r"bluescreen", r"blue screen", r"ngadat", r"rewel", r"kendor",
+    r"longgar", r"pudar", r"overheat", r"(?:cepat|cepet|gampang|mudah) panas", r"panas banget",
+    r"(?:bunyi|suara)(?:nya)? (?:aneh|kasar|keras)",
+    r"(?:baterai|batre|batere|battery|batrei)(?:nya)? (?:drop|boros|bocor|kembung)",
+    r"dicuekin", r"dicuekkin", r"diabaikan", r"ignored", r"molor", r"ingkar janji",
+    r"dioper(?: oper)?", r"dilempar(?: lempar)?",
     r"dead pixel", r"belang", r"layar(?:nya)? (?:ada )?garis", r"garis(?: garis)? di layar",
     r"tidak (?:ngisi|ngecas|mengisi|ngecharge|charge|charging)",
     r"different (?:from|than|to)", r"not (?:as|like) (?:described|pictured|advertised)",
     r"(?:tidak|belum) (?:ada )?(?:konfirmasi|kepastian|tanggapan)",
+    # A fault or bad service described, not named: "mendengung", "tinta luber", "lampunya
+    # kedip2 ga bisa print", "lama bales", "telpon ga diangkat2", "kurirnya nyasar".
+    r"(?:men|ber)?dengung", r"luber", r"rembes", r"kedip", r"berkedip", r"nyasar",
+    r"(?<!maaf )(?<!saya )(?<!aku )terlambat", r"dead on arrival", r"doa unit",
+    r"(?:belum|tidak)(?: juga)? bisa (?:print|ngeprint|mencetak|cetak|scan|nyala|hidup|dicas"
+    r"|dicharge|charge|dipakai|dipake|digunakan|dibuka|dibaca|baca|konek|tersambung|jalan)",
+    r"lama (?:banget |sekali )?(?:bales|balas|dibales|dibalas|balesnya|balasnya|respon"
+    r"|responnya|direspon|responsnya|ngerespon|nunggu|menunggu)",
+    r"(?:tidak|belum)(?: juga)? (?:diangkat|angkat|dijawab|ditanggapi|digubris|diladeni"
+    r"|dilayani|diurus|direspons|diproses juga)",
+    r"(?:yang|yg) (?:datang|dikirim|diterima|sampai|masuk)(?: [a-z]+){0,3} (?:salah|beda|bukan)",
+    r"bukan (?:yang|barang yang) (?:saya |aku )?(?:pesan|order|beli|minta)",
+    r"(?:alamat|orang) (?:lain|yang salah)", r"kok (?:yang|malah|dikirim|datang|dapat|dapet)",
+    r"(?:saya|aku) (?:pesan|order|mintanya|pesannya)(?: [a-z]+){1,3} (?:tapi|malah|kok|eh)"
+    r" (?:yang )?(?:datang|dikirim|dapat|dapet|sampai)",
 ]
 # "rusaknya", "errornya": the suffix -nya does not change what the word says.
 _COMPLAINT_RE = re.compile(r"\b(?:" + "|".join(_COMPLAINT_PHRASES) + r")(?:nya)?\b")
 _PAY_VERBS = (r"(?:ditransfer|transfer|transferan|bayar|dibayar|membayar|pembayaran|lunas"
-              r"|dilunasi|melunasi|setor|paid|transferred|payment)")
+              r"|dilunasi|melunasi|setor|paid|transferred|payment|dp)")
 _PAY_VERB_RE = re.compile(r"\b" + _PAY_VERBS + r"\b")
 # "sudah saya transfer", "barusan tf", "pembayaran sudah": the payment has happened.
 _PAID_RE = re.compile(
@@ -275,7 +323,8 @@ _PROGRESS = (r"(?:dikirim|terkirim|dikirimkan|kirim|diproses|proses|jalan|selesa
              r"|arrived|dispatched|dikerjakan|diservis|diperbaiki|processed|completed|packed"
              r"|dipacking|dikemas|diambil|bisa diambil|arrive|ship|deliver|delivered|dikonfirmasi"
              r"|konfirmasi|confirmed|ditangani|ditanggapi|dicek|dibalas|handled|nyampe|arrives"
-             r"|repaired|fixed|on the way|otw|di jalan)")
+             r"|repaired|fixed|on the way|otw|di jalan|diisi|terisi|diverifikasi|verifikasi"
+             r"|divalidasi|diaktifkan|diaktifin|verified|activated)")
 # Words that ask for a status by themselves ("statusnya", "track", "sampai mana") ...
 _STATUS_WORD_RE = re.compile(
     r"\b(?:status|statusnya|kabar|kabarnya|track|tracking|trace|lacak|posisi|progress|progres"
@@ -285,8 +334,8 @@ _STATUS_WORD_RE = re.compile(
 # ... and "has it happened" forms, a status question only when asked ("sudah dikirim?";
 # "pesanan 12 sudah diterima, makasih" is a thank-you).
 _PROGRESS_RE = re.compile(
-    r"\b(?:sudah|telah|kapan|when|has|have|is|was|been|already|apa|did|will|until|long)"
-    r"(?: (?:[a-z]+|NUM)){0,4} "
+    r"\b(?:sudah|telah|kapan|when|has|have|is|was|been|already|apa|apakah|did|will|until|long)"
+    r"(?: (?:[a-z]+|NUM)){0,5} "
     + _PROGRESS + r"(?:nya)?\b")
 # "jangan kirim promo lagi", "please stop sending messages": opting out in a sentence.
 _OPT_OUT_RE = re.compile(
@@ -299,15 +348,28 @@ _OPT_OUT_RE = re.compile(
     r"|\btidak (?:mau|ingin|perlu|usah) (?:di[a-z]+ |lagi )?(?:terima|menerima|dapat|dapet"
     r"|dikirimi|dikirim|dapat) (?:[a-z]+ )?(?:sms|promo|broadcast|bc|iklan|info|pesan promo)\b"
     r"|\bhapus (?:nomor|nomer|kontak) (?:saya|aku|ku|ini|sy)\b"
-    r"|\b(?:no|nomor) more (?:messages|texts|sms|promos|promo)\b")
+    r"|\b(?:no|nomor) more (?:messages|texts|sms|promos|promo)\b"
+    # "opt out", "keluarkan saya dari grup", "hapus nomor 0812... dari daftar broadcast",
+    # "stop sms blast nya", "jangan sms saya lagi"
+    r"|\b(?:don t|do not|dont) want (?:these|this|any|your|more|the)(?: [a-z]+)? (?:messages|sms"
+    r"|texts|promos|promo)\b"
+    r"|\bopt ?out\b|\b(?:remove|delete) (?:me|my number)\b"
+    r"|\b(?:keluarkan|hapus|hapuskan|remove|delete|coret) (?:saya|aku|nomor(?: saya| aku)?|PHONE"
+    r"|nomor PHONE)(?: [a-z]+){0,2} (?:dari|from) (?:[a-z]+ ){0,2}(?:grup|group|daftar|list"
+    r"|broadcast|bc|milis|pengumuman|promo|sms|langganan|mailing)\b"
+    r"|\b(?:stop|berhenti|hentikan|jangan) (?:kirim )?(?:sms|pesan|message)(?: [a-z]+)?"
+    r" (?:blast|broadcast|promo|bc|iklan|spam)\b"
+    r"|\bjangan (?:sms|kirim|kirimi|spam|text|chat) (?:saya|aku|ke nomor|nomor|kesini) lagi\b")
 # "... sudah dikirim belum": a question even without "?".
-_PENDING_RE = re.compile(r"\b" + _PROGRESS + r"(?:nya)? (?:apa |atau )?belum\b")
+_PENDING_RE = re.compile(r"\b(?:" + _PROGRESS + r"|ada|keluar|terbit)(?:nya)? (?:apa |atau )?"
+                         r"belum\b")
 # Money handed over in other words ("sudah sy kirim"); a payment only with a bank named.
 _SENT_RE = re.compile(r"\b(?:sudah|telah|barusan|already|just)(?: [a-z]+)? (?:di)?(?:kirim|sent)\b"
                       r"|\b(?:sudah|telah|done)(?: [a-z]+){0,2} AMT (?:via|ke|lewat|pakai|dari)\b"
                       r"|\bsent AMT\b")
 # What a status question is about when it gives no number: "pesanan saya sudah dikirim?"
-_STATUS_THING = (r"(?:pesanan|order|tiket|ticket|kiriman|paket|servis|servisan|service|perbaikan"
+_STATUS_THING = (r"(?:pesanan|order|tiket|ticket|kiriman|pengiriman|paket|servis|servisan|service"
+                 r"|perbaikan"
                  r"|repair|barang|package|parcel)")
 _STATUS_SUBJECT_RE = re.compile(r"\b(?:" + _STATUS_THING + r"|kurir|resi|pesan|beli|dibeli"
                                 r"|dipesan|diservis|diperbaiki|ordered|bought)(?:nya)?\b")
@@ -316,12 +378,14 @@ _WHERE_RE = re.compile(r"\b(?:dimana|di mana|where)\b(?: [a-z]+){0,2} " + _STATU
                        + r"\b|\b" + _STATUS_THING + r"(?: [a-z]+){0,2} (?:dimana|di mana)\b")
 _MY_THING_RE = re.compile(r"\b(?:" + _STATUS_THING + r"|servisan|orderan)(?:nya)?(?: [a-z]+){0,2}"
                           r" (?:saya|aku|kami|ku|mine)\b|\bmy(?: [a-z]+)? (?:" + _STATUS_THING
-                          + r"|laptop|phone|printer|computer)\b")
+                          + r"|laptop|phone|printer|computer)\b"
+                          r"|\b(?:laptop|hp|handphone|printer|komputer|pc|notebook)(?:nya)?"
+                          r" (?:saya|aku|kami)\b")
 # "tolong cek pesanan saya", "track my order please", "minta nomor resi dong".
 _ASK_TO_CHECK_RE = re.compile(r"\b(?:cek|dicek|cekin|check|track|tracking|lacak|status"
                               r"|statusnya|resi|resinya|update|kabar|kabarnya|progress|posisi)\b")
 _PLEASE_RE = re.compile(r"\b(?:tolong|mohon|please|minta|dong|donk|plis|pls)\b")
-_BARE_PROGRESS_RE = re.compile(r"(?:(?:apakah|apa|sudah|telah|already) ){0,2}" + _PROGRESS
+_BARE_PROGRESS_RE = re.compile(r"(?:(?:apakah|apa|sudah|telah|already|kapan) ){0,2}" + _PROGRESS
                                + r"(?:nya)?(?: (?:belum|apa belum|atau belum|yet|or not))?")
 _HOW_IS_RE = re.compile(r"\b(?:bagaimana|how is|how s|how about|any news|any update)\b")
 _STATUS_REF_WORD_RE = re.compile(r"(?:tkt|tiket|ticket|ord|order|inv)([0-9]{1,12})")
@@ -399,7 +463,7 @@ _UNIT_PATTERN = _any_case(sorted(UNITS, key=len, reverse=True))
 _AMOUNT_PARTS = (
     r"(?P<rp>(?:" + _any_case(["rp", "idr"]) + r")\.?[ \t]*)?"
     r"(?P<digits>[0-9](?:[0-9.,]*[0-9])?)"
-    r"(?:[ \t]*(?P<unit>" + _UNIT_PATTERN + r")(?![^\W_])|(?![^\W_]))"
+    r"(?:[ \t]*(?P<unit>" + _UNIT_PATTERN + r")(?![^\W_])|(?P<mega>M)(?![^\W_])|(?![^\W_]))"
     r"(?P<tail>,-+|\.-+)?"
 )
 _AMOUNT_RE = re.compile(_AMOUNT_PARTS)
@@ -449,7 +513,7 @@ def parse_amount(text: str) -> int | None:
     m = _AMOUNT_RE.fullmatch(text.strip())
     if not m:
         return None
-    unit = m.group("unit")
+    unit = m.group("unit") or ("million" if m.group("mega") else None)
     return _number_value(m.group("digits"), unit.lower() if unit else None)
 
 
@@ -513,7 +577,7 @@ def _canonical_word(low: str) -> str:
 _MIN_TYPO_LEN = 5
 _NOT_TYPOS = frozenset("""
     border orders ordered kirimi bayaran sampah datar kembalian kabari living making
-    spending sample
+    spending sample pantas
 """.split())
 
 
@@ -536,6 +600,7 @@ def _respelled(low: str) -> str | None:
 
 
 _REPEATS_RE = re.compile(r"([a-z])\1+")
+_CODE_TIMES_RE = re.compile(r"([A-Za-z]{1,8}[0-9]{1,5})([xX][0-9]{1,3})")
 
 
 def _tokenise(text: str) -> list[_Tok]:
@@ -545,8 +610,25 @@ def _tokenise(text: str) -> list[_Tok]:
         group = m.lastgroup     # "word", "phone", or a part of an amount
         if group == "word":
             word = m.group()
+            times = _CODE_TIMES_RE.fullmatch(word)
+            if times:     # "xl25x3": the code, then "x3" (a quantity)
+                cut = m.start() + times.end(1)
+                toks.append(_Tok(WORD, times.group(1), _canonical_word(times.group(1).lower()),
+                                 m.start(), cut))
+                toks.append(_Tok(WORD, times.group(2), times.group(2).lower(), cut, m.end()))
+                continue
             low = _canonical_word(word.lower())
+            if low == "tidak" and toks and toks[-1].low == "sudah" and word.lower() == "tak":
+                low = "saya"    # Javanese "wis tak transfer": "I have transferred"
             in_words = in_words or low in _SCALE_WORDS
+            if toks and toks[-1].low == "di" and "di" + low in _VOCABULARY \
+                    and toks[-1].end < m.start():
+                # "sudah di kirim blm", "di proses": the passive prefix written apart.
+                prev = toks.pop()
+                low = "di" + low
+                word = text[prev.start:m.end()]
+                toks.append(_Tok(WORD, word, low, prev.start, m.end()))
+                continue
             toks.append(_Tok(WORD, word, low, m.start(), m.end()))
         elif group == "phone":
             toks.append(_Tok(PHONE, m.group(), "PHONE", m.start(), m.end()))
@@ -614,8 +696,8 @@ def _join_amount_in_words(text: str, toks: list[_Tok]) -> None:
         i += 1
 
 
-_MILLIONS_RE = re.compile(r"(?:jt|juta|jta)$", re.IGNORECASE)
-_THOUSANDS_RE = re.compile(r"(?:rb|ribu|rebu|rbu|k)$", re.IGNORECASE)
+_MILLIONS_RE = re.compile(r"(?:jt|juta|jta|million|mio)$", re.IGNORECASE)
+_THOUSANDS_RE = re.compile(r"(?:rb|ribu|rebu|rbu|k|thousand)$", re.IGNORECASE)
 
 
 def _join_compound_amount(text: str, toks: list[_Tok]) -> None:
@@ -645,7 +727,7 @@ def _number_tokens(text: str, m: re.Match, toks: list[_Tok]) -> None:
     """One money or number token; or, when the separators make no amount ("7.200000",
     "bayar.8.55.000"), cut at the first separator, which then was a field separator."""
     rp, unit, tail = m.group("rp"), m.group("unit"), m.group("tail")
-    unit = unit.lower() if unit else None
+    unit = unit.lower() if unit else ("million" if m.group("mega") else None)
     digits, pos, start, end = m.group("digits"), m.start("digits"), m.start(), m.end()
     while True:
         value = _number_value(digits, unit)
@@ -695,8 +777,15 @@ def _is_question(text: str, canon: str) -> bool:
     return "?" in text or _QUESTION_RE.search(canon) is not None
 
 
+# Words in an order that ask nothing of the offer: "buat stok warung", "total berapa
+# nanti kabarin".
+_ORDER_ASIDE_RE = re.compile(r"\b(?:untuk|buat) (?:stok|stock)\b|\btotal(?:nya)? berapa\b"
+                             r"|\bberapa total(?:nya)?\b")
+
+
 def _asks(text: str, canon: str) -> bool:
     """A question other than a polite request to order ("can I order xl25 2?")."""
+    canon = _ORDER_ASIDE_RE.sub(" ", canon)
     if _OFFER_QUESTION_RE.search(canon):
         return True
     rest = _REQUEST_RE.sub(" ", canon)
@@ -713,6 +802,11 @@ def _is_dashed(text: str, t: _Tok) -> bool:
             or (len(after) == 2 and after[0] in "-/" and after[1].isdigit()))
 
 
+def _is_prefixed(text: str, t: _Tok) -> bool:
+    """A number glued to letters by "-" or "#": "ORD-5521", "T-9001", "INV#12"."""
+    return t.start >= 2 and text[t.start - 1] in "-#" and text[t.start - 2].isalpha()
+
+
 _TOTAL_WORDS = frozenset("total totalnya sebesar senilai nominal jumlahnya semua".split())
 
 
@@ -722,12 +816,13 @@ def _free_amount(text: str, toks: list[_Tok]) -> _Tok | None:
     for i in range(1, len(toks)):
         if toks[i].kind == MONEY and toks[i - 1].low in _TOTAL_WORDS:
             return toks[i]
-    for i in range(len(toks)):
-        t = toks[i]
+    for t in toks:
         if t.kind == MONEY:
             return t
+    for i in range(len(toks)):
+        t = toks[i]
         if (t.kind == NUM and t.raw[0] != "0" and 4 <= len(t.raw) <= 9
-                and not _is_dashed(text, t)
+                and not _is_dashed(text, t) and not _is_prefixed(text, t)
                 and not (i + 1 < len(toks) and toks[i + 1].low in NOT_MONEY_AFTER)
                 and not (i > 0 and toks[i - 1].low in NOT_MONEY_BEFORE)):
             return t
@@ -765,9 +860,15 @@ def _names_dana_wallet(toks: list[_Tok], i: int, amount: _Tok | None) -> bool:
             or (nxt is not None and nxt.kind == PHONE))
 
 
+# Sundanese "abdi" is "I", and also a man's name: capitalised after "nama", a name.
+_PRONOUN_NAMES = frozenset({"abdi"})
+
+
 def _is_name_word(t: _Tok, first: bool) -> bool:
     if first and t.low in NAME_TITLES:
         return True     # "a.n. Pak Budi"
+    if t.raw[:1].isupper() and t.raw.lower() in _PRONOUN_NAMES:
+        return True
     return (t.kind == WORD and t.raw.isalpha() and t.low not in NAME_STOP
             and t.low not in BANK_ALIASES)
 
@@ -807,7 +908,8 @@ def _marked_reference(text: str, toks: list[_Tok]) -> str | None:
     for i, t in enumerate(toks):
         if t.kind != NUM or len(t.raw) > 12:
             continue
-        if (i > 0 and toks[i - 1].low in REFERENCE_MARKERS) or text[t.start - 1:t.start] == "#":
+        if ((i > 0 and toks[i - 1].low in REFERENCE_MARKERS) or text[t.start - 1:t.start] == "#"
+                or (_is_prefixed(text, t) and i > 0 and len(toks[i - 1].raw) <= 4)):
             return t.raw
     return None
 
@@ -1198,6 +1300,9 @@ def _read_warranty(text, toks, canon, k, ctx, hard):
     rest = text[m.end():].lstrip(" \t\r\n#:.,;-=>").strip() or None
     if not hard and not (field and any(c.isdigit() for c in field)):
         return None     # "min, garansinya berapa lama?" is a question for a person
+    if field and not any(c.isdigit() for c in field) and _QUESTION_RE.fullmatch(
+            _canonical_word(field.lower())):
+        return None     # "garansi berapa bulan?" asks about the terms: no serial in it
     if not field:
         return Reading("warranty", text, keyword=kw.raw.upper(), problems=("no_serial",))
     if not _SERIAL_RE.fullmatch(field) or not any(c.isalnum() for c in field):
@@ -1254,6 +1359,32 @@ _COMMANDS_RE = re.compile(r"\b(?:perintah|perintahnya|command|commands|keyword|k
                           r"|cara pakai|cara penggunaan|cara menggunakan)\b")
 
 
+# "cara daftar gmn min?", "cara komplain gimana", "how do I use this number to order",
+# "bantuan dong, baru pertama kali pakai": how to use the service's own features. "cara
+# pesan gimana?" alone may be about the shop (a person answers it) unless it opens with
+# INFO/HELP ("Info cara order").
+_HOW_TO_DO_RE = re.compile(
+    r"\b(?:cara|caranya)(?: untuk| buat)? (?:daftar|komplain|konfirmasi|cek|klaim|berhenti"
+    r"|stop|register|registrasi|unreg)\b"
+    r"|\b(?:daftar|komplain|klaim)(?:nya)? (?:caranya|bagaimana caranya)\b"
+    r"|\bhow (?:do|can|to|should) (?:i |we )?(?:use|register|sign up|complain)\b"
+    r"|\b(?:pertama kali|baru pertama|first time|bingung cara|bingung pakai)\b")
+_HOW_TO_ORDER_RE = re.compile(r"\b(?:cara|caranya)(?: untuk| buat)? (?:pesan|order|beli|bayar)\b")
+
+
+def _asks_how_to_do(text: str, canon: str) -> bool:
+    opens_with_help = canon.split(" ", 1)[0] in ("info", "help", "bantuan")
+    if opens_with_help and _HOW_TO_ORDER_RE.search(canon):
+        return True
+    return bool(_HOW_TO_DO_RE.search(canon)) and (
+        _is_question(text, canon) or opens_with_help
+        or _FIRST_TIME_RE.search(canon) is not None)
+
+
+_FIRST_TIME_RE = re.compile(r"\b(?:pertama kali|baru pertama|first time|bingung cara"
+                            r"|bingung pakai)\b")
+
+
 def _asks_how_to_text(text: str, canon: str) -> bool:
     return bool((_HOW_TO_RE.search(canon) and _BY_SMS_RE.search(canon))
                 or _COMMANDS_RE.search(canon))
@@ -1285,10 +1416,77 @@ def _sent_money(text: str, toks: list[_Tok], canon: str, amount_tok: _Tok | None
 _MONEY_NOUN_RE = re.compile(r"\b(?:uang|uangnya|duit|duitnya|dananya|money|the money)\b")
 
 
+# Asking how a complaint, claim or ticket is getting on: "gimana komplain sy kemarin, udh
+# ada solusi?", "mau tanya perkembangan klaim garansi saya no G-1120".
+_FOLLOW_UP_RE = re.compile(
+    r"\b(?:bagaimana|perkembangan|progress|progres|kabar|status|update|tindak lanjut)(?:nya)?"
+    r"(?: [a-z]+){0,2} (?:komplain|keluhan|klaim|claim|laporan|pengaduan|tiket)\b"
+    r"|\b(?:komplain|keluhan|klaim|laporan|pengaduan)(?:nya)? (?:saya|aku)(?: [a-z]+){0,2}"
+    r" (?:bagaimana|sudah|apa kabar|sampai mana)\b"
+    r"|\b(?:komplain|keluhan|klaim|laporan|pengaduan)(?:nya)?(?: (?:[a-z]+|NUM)){0,4}"
+    r" (?:sampai mana|ada kabar|kabarnya|sudah diproses|progress|progresnya)\b")
+# Claiming or checking a warranty in a sentence: "klaim garansi", "mau garansiin SSD",
+# "masih garansi kan?", "still under warranty?", "cek masa garansi ... SN: KMX889120".
+_WARRANTY_RE = re.compile(
+    r"\b(?:klaim|claim|minta|pakai|pake|ajukan|mengajukan|use|make a|cek|check|urus)(?: masa)?"
+    r" (?:garansi|garansinya|warranty)\b|\bgaransiin\b|\bdigaransi\b"
+    r"|\bmasih (?:ada |dalam |dalam masa |masuk |bisa )?(?:garansi|bergaransi|warranty)\b"
+    r"|\b(?:still )?(?:under|in) warranty\b"
+    r"|\bgaransi(?:nya)? (?:masih|apa masih|apakah masih|sudah habis|masih bisa)"
+    r"(?: [a-z]+)?\b")
+# A serial after its marker ("SN: KMX889120", "serial nya 50026B77"), or a word mixing
+# letters and digits long enough to be no product code ("5CD1234XYZ").
+_SERIAL_MARKERS = frozenset("sn serial seri imei s/n nya number nomor".split())
+_SERIAL_SHAPE_RE = re.compile(r"(?=[A-Za-z0-9-]*[0-9])(?=[A-Za-z0-9-]*[A-Za-z])"
+                              r"[A-Za-z0-9][A-Za-z0-9-]{5,39}")
+
+
+def _free_serial(toks: list[_Tok], ctx: Context) -> str | None:
+    for i, t in enumerate(toks):
+        if i and toks[i - 1].low in _SERIAL_MARKERS and t.kind in (WORD, NUM) \
+                and len(t.raw) >= 4 and any(c.isdigit() for c in t.raw):
+            return t.raw.upper()
+    for t in toks:
+        if (t.kind == WORD and _SERIAL_SHAPE_RE.fullmatch(t.raw) and t.raw.upper()
+                not in ctx.product_codes and sum(c.isdigit() for c in t.raw) >= 3
+                and not _CODE_SHAPE_RE.fullmatch(t.raw.upper())):
+            return t.raw.upper()
+    return None
+
+
+# "DOA" in capitals is "dead on arrival"; "doa" is also a prayer.
+_DOA_RE = re.compile(r"\bDOA\b")
+# "sudah tf, tp blm ada konfirmasi. 500rb BCA": a payment sent, waiting to be seen.
+_NO_CONFIRMATION_RE = re.compile(
+    r"\b(?:belum|tidak)(?: ada)? (?:konfirmasi|dikonfirmasi)(?:nya)?\b")
+
+
+def _paid_awaiting_confirmation(text: str, toks: list[_Tok], canon: str) -> bool:
+    if not _NO_CONFIRMATION_RE.search(canon):
+        return False
+    rest = _NO_CONFIRMATION_RE.sub(" ", canon)
+    amount_tok = _free_amount(text, toks)
+    return (not _COMPLAINT_RE.search(rest) and amount_tok is not None
+            and _PAID_RE.search(canon) is not None
+            and _find_bank(toks, 0, amount_tok)[0] is not None)
+
+
 def _read_free(text: str, toks: list[_Tok], canon: str, ctx: Context) -> Reading:
     if _OPT_OUT_RE.search(canon):
         return Reading("stop", text)
-    if _COMPLAINT_RE.search(canon) and not _asks_about_a_fault(text, canon):
+    if _FOLLOW_UP_RE.search(canon) and _is_question(text, canon) or (
+            _FOLLOW_UP_RE.search(canon) and "tanya" in canon):
+        return Reading("status", text, reference=_status_reference(text, toks),
+                       problems=() if _status_reference(text, toks) else ("no_reference",))
+    if _WARRANTY_RE.search(canon) and not _CONDITIONAL_RE.search(canon):
+        serial = _free_serial(toks, ctx)
+        return Reading("warranty", text, serial=serial,
+                       problems=() if serial else ("no_serial",))
+    if _asks_how_to_do(text, canon):
+        return Reading("help", text)
+    if ((_COMPLAINT_RE.search(canon) or _DOA_RE.search(text))
+            and not _asks_about_a_fault(text, canon)
+            and not _paid_awaiting_confirmation(text, toks, canon)):
         return Reading("complaint", text)
     if _SHOULD_HAVE_RE.search(canon) and not _is_question(text, canon):
         return Reading("complaint", text)    # "masuk 20rb, harusnya 25rb": not what was due
@@ -1322,6 +1520,12 @@ def _read_free(text: str, toks: list[_Tok], canon: str, ctx: Context) -> Reading
                                 or (_ASK_TO_CHECK_RE.search(canon) and _PLEASE_RE.search(canon)
                                     and not _OFFER_QUESTION_RE.search(canon))):
             return Reading("status", text, problems=("no_reference",))
+        # "kapan pulsa saya diisi?": credit not yet topped up, asked after.
+        if asked and _TOPUP_WHEN_RE.search(canon):
+            return Reading("status", text, problems=("no_reference",))
+        # "udah diverifikasi blm? sy udh tf kmrn": asking whether money sent was seen.
+        if asked and _PAY_VERB_RE.search(canon) and _SEEN_YET_RE.search(canon):
+            return Reading("status", text, problems=("no_reference",))
         # "sudah dikirim belum kak?", "udah dikirim?": nothing but the progress asked about.
         if (asked or _PENDING_RE.search(canon)) and _BARE_PROGRESS_RE.fullmatch(
                 " ".join(t.low for t in toks if t.low not in POLITE)):
@@ -1332,6 +1536,16 @@ def _read_free(text: str, toks: list[_Tok], canon: str, ctx: Context) -> Reading
                 and _HOW_IS_RE.search(canon)):
             return Reading("status", text, problems=("no_reference",))
     return _fallback(text, ctx)
+
+
+_TOPUP_WHEN_RE = re.compile(
+    r"\bkapan(?: [a-z]+){0,3} (?:diisi|terisi|diisikan|diproses)\b"
+    r"|\b(?:pulsa|voucher|saldo|kuota|token|topup)(?:nya)?(?: [a-z]+){0,3}"
+    r" (?:diisi|terisi|diisikan|diproses|dikirim|terkirim)\b")
+_SEEN_YET_RE = re.compile(r"\b(?:diverifikasi|verifikasi|dikonfirmasi|dicek|diterima|masuk)"
+                          r"(?:nya)? (?:apa |atau )?belum\b"
+                          r"|\b(?:payment|transfer|pembayaran|transferan)(?:nya)?(?: [a-z]+){0,3}"
+                          r" (?:received|confirmed|verified|diterima|dikonfirmasi|diverifikasi)\b")
 
 
 def _status_reference(text: str, toks: list[_Tok]) -> str | None:
@@ -1414,7 +1628,8 @@ def _read(text: str, context: Context | None) -> Reading:
     if not hard:
         reading = (_order_in_a_sentence(text, toks, canon, ctx)
                    or _order_in_words(text, toks, canon, ctx)
-                   or _register_in_a_sentence(text, toks, canon))
+                   or _register_in_a_sentence(text, toks, canon)
+                   or _named_thing_and_count(text, toks))
         if reading is not None:
             return reading
     elif KEYWORDS[toks[0].low] == "order":
@@ -1435,15 +1650,16 @@ _PAST_WORDS = frozenset("kemarin tadi sudah telah pernah yesterday already last"
 # it that name no thing to buy ("mau order dulu ya", "mau pesan tapi ...").
 _WANT_WORDS = frozenset("""
     mau ingin pengen minta tolong please saya aku kami i we want wanna like would need
-    butuh perlu sekalian rencana jadi aja bisa boleh bisakah bolehkah can could may
+    butuh perlu sekalian rencana jadi aja bisa boleh bisakah bolehkah can could may nitip titip
 """.split())
 _IN_WORDS_VERBS = frozenset("""
     pesan order beli buy purchase ambil minta isi get take pesankan orderkan pesenin
-    need butuh perlu
+    need butuh perlu kirim kirimkan kirimin siapkan siapin sediakan
 """.split())
 # "minta nomor rekening", "ambil barang jam 5": these verbs order only with a quantity
 # or right before "pulsa", "paket", ... ("ambil mouse yg merah 1", "isi pulsa xl").
-_WEAK_ORDER_VERBS = frozenset("minta ambil isi get take need butuh perlu".split())
+_WEAK_ORDER_VERBS = frozenset("minta ambil isi get take need butuh perlu kirim kirimkan kirimin "
+                              "siapkan siapin sediakan".split())
 _TOPUP_WORDS = frozenset("pulsa kuota paket voucher vocer saldo token data".split())
 _OPERATOR_WORDS = frozenset("""
     xl axis tsel telkomsel simpati as im3 indosat tri three smartfren by.u byu
@@ -1501,6 +1717,41 @@ def _order_in_words(text, toks, canon, ctx):
                    problems=tuple(dict.fromkeys(problems)))
 
 
+_ADDRESS_WORDS = frozenset("min kak gan sis bos boss bro pak bu mas mbak om".split())
+_PLACE_WORDS = frozenset("lantai lt blok gang gg rt rw kamar meja loket pintu jalan jl no".split())
+_PACK_UNITS = QTY_UNITS | frozenset("rim dus box pack pak roll lusin set botol".split())
+
+
+def _named_thing_and_count(text, toks):
+    """ "min toner 2", "kak kertas hvs 5 rim": the shop addressed, then one to three
+    words the reader does not know (a product's name) and a count, nothing else. An
+    order for a person to resolve; any known word ("jam 2", "lantai 2 ya?") makes it no
+    order."""
+    if "?" in text:
+        return None
+    i = 0
+    while i < len(toks) and toks[i].kind == WORD and toks[i].low in LEADING_FILLERS:
+        i += 1
+    if i == 0 or not any(t.low in _ADDRESS_WORDS for t in toks[:i]):
+        return None
+    j = i
+    while j < len(toks) and toks[j].kind == WORD and toks[j].raw.isalpha() \
+            and toks[j].low not in _VOCABULARY and toks[j].low not in NOT_MONEY_AFTER \
+            and toks[j].low not in NOT_MONEY_BEFORE and toks[j].low not in _TIME_WORDS \
+            and toks[j].low not in _PLACE_WORDS:
+        j += 1
+    if not 1 <= j - i <= 3 or j >= len(toks) or toks[j].kind != NUM or len(toks[j].raw) > 3 \
+            or not toks[j].value:
+        return None
+    rest = toks[j + 1:]
+    if rest and rest[0].low in _PACK_UNITS:
+        rest = rest[1:]
+    if not all(t.kind == WORD and t.low in POLITE for t in rest):
+        return None
+    return Reading("order", text, note=_tidy(text[toks[i].start:toks[j].end]),
+                   problems=("unknown_product",))
+
+
 def _order_in_a_sentence(text, toks, canon, ctx):
     for j in range(len(toks) - 1):
         low = toks[j].low
@@ -1514,18 +1765,23 @@ def _order_in_a_sentence(text, toks, canon, ctx):
 # "nama saya Budi, mau daftar", "min daftarin sy dong, nama Putri Ayu": signing up in a
 # sentence, with the name after "nama".
 _NAME_OPENERS = frozenset("nama name".split())
+# "mau jadi member", "gabung jadi anggota", "sign up": joining in other words.
+_JOIN_RE = re.compile(r"\b(?:jadi|menjadi|gabung|bergabung|ikut|join|become|as)(?: a| an)?"
+                      r" (?:member|anggota|pelanggan|langganan|membership)\b|\bsign (?:me )?up\b")
 _NAME_PRONOUNS = frozenset("saya aku sy my is adalah".split())
 
 
 def _register_in_a_sentence(text, toks, canon):
-    if not any(t.low in ("daftar", "register") for t in toks) or _CONDITIONAL_RE.search(canon):
+    if not (any(t.low in ("daftar", "register", "signup") for t in toks)
+            or _JOIN_RE.search(canon)) or _CONDITIONAL_RE.search(canon):
         return None
     if any(t.low in DAFTAR_LIST_WORDS for t in toks) or "?" in text:
         return None
     for i, t in enumerate(toks):
         if t.low in _NAME_OPENERS:
             k = i + 1
-            while k < len(toks) and toks[k].low in _NAME_PRONOUNS:
+            while k < len(toks) and toks[k].low in _NAME_PRONOUNS and not (
+                    toks[k].raw[:1].isupper() and toks[k].raw.lower() in _PRONOUN_NAMES):
                 k += 1
             words = []
             while k < len(toks) and len(words) < 5 and _is_name_word(toks[k], first=not words):

@@ -620,6 +620,9 @@ def test_register_in_a_sentence(text, name):
 @pytest.mark.parametrize("text", [
     "cara pesan lewat sms gmn kak?", "kode2 perintahnya apa aja min?", "HELP ORDER",
     "how do I order by sms?", "daftar perintah sms apa aja?",
+    # How to use the service's features, in free text (the second blind set).
+    "cara daftar gmn min?", "Info cara order", "how do I use this number to order?",
+    "mohon bantuannya, cara komplain gimana ya", "bantuan dong, sy baru pertama kali pakai",
 ])
 def test_asking_how_the_sms_service_works_is_help(text):
     assert read(text).intent == "help"
@@ -657,9 +660,10 @@ BLIND_CATALOGUE = Context(product_codes=frozenset(_VOUCHERS + [c for c, _ in _GE
                           product_names=product_names(_GEAR))
 # Floors just under the reader's scores (intent, amount), per split and catalogue; the
 # rules were written looking at the dev rows only. Dev 100 %/100 % both ways; held-out
-# 87.3 %/98.7 % both ways (was 70.0 %/98.0 % bare and 73.3 % with the catalogue).
+# 89.3 %/99.3 % both ways after the second blind set's rules (was 87.3 %/98.7 %; before
+# that 70.0 %/98.0 % bare and 73.3 % with the catalogue).
 BLIND_FLOORS = {("dev", False): (0.99, 0.99), ("dev", True): (0.99, 0.99),
-                ("heldout", False): (0.86, 0.98), ("heldout", True): (0.86, 0.98)}
+                ("heldout", False): (0.88, 0.99), ("heldout", True): (0.88, 0.99)}
 
 
 @pytest.mark.parametrize("split", ["dev", "heldout"])
@@ -675,6 +679,36 @@ def test_blind_set_accuracy(split, with_catalogue):
         intents += r.intent == row["intent"]
         amounts += r.amount == want
     intent_floor, amount_floor = BLIND_FLOORS[split, with_catalogue]
+    print(f"{split}: intent {intents / len(rows):.3f}, amount {amounts / len(rows):.3f}")
+    assert intents / len(rows) >= intent_floor
+    assert amounts / len(rows) >= amount_floor
+
+
+# --- The second blind set (tests/data/sms_blind2.tsv), by another writer -------------------
+
+BLIND2 = DATA / "sms_blind2.tsv"
+# Floors just under the reader's scores (intent, amount), bare and with BLIND_CATALOGUE;
+# the rules were written looking at the dev rows only, and the held-out rows scored once
+# at the end. Intents before: dev 81.5 %, held-out 82.5 % (payment amounts 88.6 %/94.3 %).
+# Now: dev 99.0 % both ways; held-out 97.0 % bare, 97.5 % with the catalogue; amounts
+# 100 % on both splits.
+BLIND2_FLOORS = {("dev", False): (0.98, 0.99), ("dev", True): (0.98, 0.99),
+                 ("heldout", False): (0.96, 0.99), ("heldout", True): (0.96, 0.99)}
+
+
+@pytest.mark.parametrize("split", ["dev", "heldout"])
+@pytest.mark.parametrize("with_catalogue", [False, True], ids=["bare", "catalogue"])
+def test_second_blind_set_accuracy(split, with_catalogue):
+    rows = [r for r in _load(BLIND2) if r["split"] == split]
+    assert len(rows) >= 200
+    ctx = BLIND_CATALOGUE if with_catalogue else None
+    intents = amounts = 0
+    for row in rows:
+        r = read(row["text"], ctx)
+        want = int(row["amount"]) if row["amount"].strip() else None
+        intents += r.intent == row["intent"]
+        amounts += r.amount == want
+    intent_floor, amount_floor = BLIND2_FLOORS[split, with_catalogue]
     print(f"{split}: intent {intents / len(rows):.3f}, amount {amounts / len(rows):.3f}")
     assert intents / len(rows) >= intent_floor
     assert amounts / len(rows) >= amount_floor
