@@ -235,21 +235,26 @@ class InboxComponent(_Component):
 class OutboxComponent(_Component):
     """messages, as texts go out: queued -> sending -> sent | failed | unknown."""
 
-    def claim(self, node: str, now, limit: int) -> defer.Deferred:
-        return self.run(outbox.claim, node, now, limit)
+    def claim(self, node: str, now, limit: int, slot: int = 0, peers: int = 1) -> defer.Deferred:
+        return self.run(outbox.claim, node, now, limit, slot, peers)
 
     def finish(self, outcome, now, max_attempts: int, node: str,
-               claim_next: int = 0) -> defer.Deferred:
+               claim_next: int = 0, slot: int = 0, peers: int = 1) -> defer.Deferred:
         """Record a send's outcome and claim the free modem's next texts, in one
         transaction: fires with (status, claimed)."""
-        return self.run(outbox.finish, outcome, now, max_attempts, node, claim_next)
+        return self.run(outbox.finish, outcome, now, max_attempts, node, claim_next, slot,
+                        peers)
+
+    def beat(self, node: str, now, lease: float) -> defer.Deferred:
+        """This host is alive; take over from dead ones: fires with an outbox.Beat."""
+        return self.run(outbox.beat, node, now, lease)
 
 
 class ModemsComponent(_Component):
     """modems: readings, counters, alerts."""
 
-    def record(self, name: str, readings, error, now, counts) -> defer.Deferred:
-        return self.run(health.record, name, readings, error, now, counts)
+    def record(self, name: str, readings, error, now, counts, host=None) -> defer.Deferred:
+        return self.run(health.record, name, readings, error, now, counts, host)
 
     def send_alerts(self, config, now, alerted: set) -> defer.Deferred:
         """Fires with (alerts queued, the conditions now alerted)."""

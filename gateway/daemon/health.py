@@ -40,7 +40,7 @@ class HealthMonitor(Periodic):
             counts, worker.counts = dict(worker.counts), type(worker.counts)()
             try:
                 yield self.db.modems.record(worker.name, readings, error, utcnow(self.clock),
-                                            counts)
+                                            counts, getattr(self.config, "node", None))
             except Exception:
                 worker.counts.update(counts)  # not lost: written with the next reading
                 log.exception("could not record the health of modem %s", worker.name)

@@ -33,9 +33,10 @@ from gateway.modem.translate import (
 log = logging.getLogger(__name__)
 
 
-def node_name() -> str:
-    """Who claimed a row: this host (several gateway hosts may share one MariaDB)."""
-    return socket.gethostname()
+def node_name(config=None) -> str:
+    """Who claimed a row: this host ([sms] node, else the hostname; several gateway
+    hosts may share one database)."""
+    return getattr(config, "node", None) or socket.gethostname()
 
 
 class OutboxDispatcher(Periodic):
@@ -52,10 +53,39 @@ class OutboxDispatcher(Periodic):
         self._buckets: dict[str, tuple[float, float]] = {}  # name -> (tokens, since when)
         self._sending: dict[str, defer.Deferred] = {}  # modem name -> its send in flight
         self.country_code = str(phonenumbers.country_code_for_region(config.country))
+        # The live hosts sharing the database, as of the last beat: this one is number
+        # `slot` of `peers` (gateway.desk.outbox.spread).
+        self.slot, self.peers = 0, 1
+        self.lease = getattr(config, "claim_lease", 60.0)
+        self._beat_due = 0.0  # clock time of the next beat
 
+    @defer.inlineCallbacks
     def step(self):
-        """A dispatch; a send that ends wakes the next one, so the tick is a fallback."""
-        return self.dispatch().addCallback(lambda _claimed: self.interval)
+        """A beat when due, and a dispatch; a send that ends wakes the next one, so the
+        tick is a fallback."""
+        if self.clock.seconds() >= self._beat_due:
+            yield self.beat()
+        yield self.dispatch()
+        return min(self.interval, max(0.0, self._beat_due - self.clock.seconds()))
+
+    @defer.inlineCallbacks
+    def beat(self):
+        """Tell the other hosts this one is alive, four times a lease, and take over
+        from those whose lease ran out."""
+        self._beat_due = self.clock.seconds() + self.lease / 4
+        try:
+            result = yield self.db.outbox.beat(self.node, utcnow(self.clock), self.lease)
+        except Exception:
+            log.exception("outbox: could not tell the other gateway hosts this one is alive")
+            return
+        if (result.slot, result.peers) != (self.slot, self.peers):
+            log.info("outbox: %d gateway host(s) share the outbox; this one (%s) is number %d",
+                     result.peers, self.node, result.slot + 1)
+        self.slot, self.peers = result.slot, result.peers
+        for host, count in sorted(result.taken_over.items()):
+            log.warning("gateway host %s stopped beating over %g s ago; the %d text(s) it "
+                        "was sending are now unknown (it may have sent them)", host,
+                        self.lease, count)
 
     def stopService(self):
         """Waits for the run in progress and the sends in flight (at most `stop_wait`)."""
@@ -72,7 +102,8 @@ class OutboxDispatcher(Periodic):
             if not free:
                 break
             try:
-                claimed = yield self.db.outbox.claim(self.node, utcnow(self.clock), len(free))
+                claimed = yield self.db.outbox.claim(self.node, utcnow(self.clock), len(free),
+                                                     self.slot, self.peers)
             except Exception:
                 log.exception("outbox: claiming texts failed; will try again")
                 break
@@ -200,7 +231,8 @@ class OutboxDispatcher(Periodic):
         becomes `unknown` at the next start."""
         try:
             status, claimed = yield self.db.outbox.finish(
-                outcome, utcnow(self.clock), self.config.send_attempts, self.node, claim_next)
+                outcome, utcnow(self.clock), self.config.send_attempts, self.node, claim_next,
+                self.slot, self.peers)
         except Exception:
             log.exception("text %d to %s: %s, but recording that failed; it stays 'sending' "
                           "and becomes 'unknown' when the gateway next starts", item.id,

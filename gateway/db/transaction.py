@@ -6,7 +6,10 @@ plain data, never live ORM objects, because the session is closed when it return
 """
 from __future__ import annotations
 
+import collections
 import logging
+import random
+import threading
 import time
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
@@ -17,17 +20,75 @@ log = logging.getLogger(__name__)
 # Conflicts another transaction caused; the whole transaction can simply run again.
 # SQLite: "database is locked" (a writer upgraded its snapshot too late); MariaDB: 1213
 # deadlock, 1205 lock wait timeout; PostgreSQL: 40001 serialization failure, 40P01
-# deadlock.
-_RETRY_ATTEMPTS = 5
+# deadlock. On MariaDB Galera a row lock holds on one node only: two nodes that wrote
+# the same row both go on, and the one certified second gets 1213 at COMMIT (or at its
+# next statement, when the winner's write set aborts it).
+_RETRY_ATTEMPTS = 8
 
 
-def _is_conflict(error: DBAPIError) -> bool:
+def is_conflict(error: Exception) -> bool:
     if not isinstance(error, OperationalError):
         return False
     if getattr(error.orig, "sqlstate", None) in ("40001", "40P01"):
         return True
     code = error.orig.args[0] if error.orig is not None and error.orig.args else None
     return code in (1213, 1205) or "database is locked" in str(error.orig)
+
+
+class ConflictCounter:
+    """Conflicts retried since start, by the work that met them (thread-safe): the
+    figure that says whether hosts sharing a database get in each other's way."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._counts: collections.Counter = collections.Counter()
+
+    def add(self, what: str) -> int:
+        with self._lock:
+            self._counts[what] += 1
+            return sum(self._counts.values())
+
+    def counts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+    def total(self) -> int:
+        with self._lock:
+            return sum(self._counts.values())
+
+
+conflicts = ConflictCounter()
+
+
+def _pause(attempt: int) -> None:
+    # Jittered: two hosts that met on a row must not meet again on the next try.
+    time.sleep(random.uniform(0.01, 0.05) * attempt)
+
+
+def _note_conflict(what: str, error: DBAPIError, attempt: int) -> None:
+    total = conflicts.add(what)
+    log.warning("database conflict in %s (try %d): %s; running the transaction again "
+                "(%d conflicts retried since start)", what, attempt, error.orig, total)
+
+
+def commit_retrying(session, fn, *args, **kwargs):
+    """fn(*args, **kwargs), then commit the caller's `session` (a web request's); after a
+    conflict (Galera's certification failure: two UI processes on two nodes decided the
+    same thing at once) roll back and run it again, so the second hears the first's
+    answer ("already confirmed"), never an error page. Any other error is the caller's,
+    with the session rolled back."""
+    what = getattr(fn, "__qualname__", repr(fn))
+    for attempt in range(1, _RETRY_ATTEMPTS + 1):
+        try:
+            result = fn(*args, **kwargs)
+            session.commit()
+            return result
+        except DBAPIError as e:
+            session.rollback()
+            if attempt == _RETRY_ATTEMPTS or not is_conflict(e):
+                raise
+            _note_conflict(what, e, attempt)
+            _pause(attempt)
 
 
 def is_outage(error: Exception) -> bool:
@@ -47,11 +108,14 @@ def in_transaction(sessionmaker, fn, *args):
             with sessionmaker.begin() as session:
                 return fn(session, *args)
         except DBAPIError as e:
-            retry = e.connection_invalidated or _is_conflict(e)
-            if attempt == _RETRY_ATTEMPTS or not retry:
+            conflict = is_conflict(e)
+            if attempt == _RETRY_ATTEMPTS or not (conflict or e.connection_invalidated):
                 raise
-            log.warning("database: %s; running the transaction again", e.orig)
-            time.sleep(0.05 * attempt)
+            if conflict:
+                _note_conflict(getattr(fn, "__qualname__", repr(fn)), e, attempt)
+            else:
+                log.warning("database: %s; running the transaction again", e.orig)
+            _pause(attempt)
 
 
 def batch_cached(session, key: str, load):

@@ -8,6 +8,7 @@ The UI, /api/v1/health, /metrics and `helpdesk check` read the same table, so a
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 from sqlalchemy import func, select
 
@@ -15,6 +16,8 @@ from gateway.db.models import Message, Modem
 from gateway.desk import replies
 from gateway.desk.outbox import queue_message
 from gateway.sms.phone import normalise
+
+log = logging.getLogger(__name__)
 
 GREEN, YELLOW, RED = "green", "yellow", "red"
 
@@ -31,7 +34,7 @@ def colour(status: str, signal_percent, last_seen, now: dt.datetime, config) -> 
     return GREEN
 
 
-FIELDS = ("status", "signal_percent", "battery_percent", "operator", "network", "imei",
+FIELDS = ("host", "status", "signal_percent", "battery_percent", "operator", "network", "imei",
           "last_seen", "last_error", "sent_count", "received_count", "failed_count",
           "balance", "balance_expiry", "balance_text", "balance_at", "sim_used", "sim_size")
 
@@ -80,12 +83,20 @@ def register_modems(session, names: list[str]) -> None:
 
 
 def record(session, name: str, readings: dict | None, error: str | None, now,
-           counts: dict | None = None) -> None:
-    """A modem's readings (None: it did not answer) and its counters since last time."""
+           counts: dict | None = None, host: str | None = None) -> None:
+    """A modem's readings (None: it did not answer) and its counters since last time,
+    written by `host`, the gateway host whose daemon has the modem: several hosts share
+    the table, each writes only its own modems' rows."""
     modem = session.scalar(select(Modem).where(Modem.name == name))
     if modem is None:
         modem = Modem(name=name, received_count=0, sent_count=0, failed_count=0)
         session.add(modem)
+    if host is not None:
+        if modem.host not in (None, host) and modem.last_seen is not None \
+                and (now - modem.last_seen).total_seconds() < 600:
+            log.warning("modem %s is configured on gateway hosts %s and %s; each host's "
+                        "modems need names of their own", name, modem.host, host)
+        modem.host = host
     for key, value in (counts or {}).items():
         column = f"{key}_count"
         setattr(modem, column, (getattr(modem, column) or 0) + value)

@@ -6,11 +6,12 @@ return plain data. The dispatcher that drives them lives in gateway/daemon/outbo
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, case, insert, or_, select, update
 
-from gateway.db.models import Message, MessagePart, Ticket, utcnow
+from gateway.db.models import GatewayNode, Message, MessagePart, Ticket, utcnow
 
 MAX_TEXT = 1530  # 10 GSM-7 parts of 153 characters; longer texts are refused up front
 
@@ -51,7 +52,7 @@ def queue_message(session, number: str, text: str, *, ticket_id=None, user_id=No
 
 # Built once: claim and finish run once per text sent, and building the statements each
 # time costs more than running them on SQLite.
-_DUE = (select(Message.id, Message.number, Message.text, Message.modem)
+_DUE = (select(Message.id, Message.number, Message.text, Message.modem, Message.priority)
         .where(Message.direction == "out", Message.status == "queued",
                or_(Message.next_attempt_at.is_(None),
                    Message.next_attempt_at <= bindparam("now")))
@@ -59,27 +60,97 @@ _DUE = (select(Message.id, Message.number, Message.text, Message.modem)
         .with_for_update(skip_locked=True))
 _TAKE = (update(Message)
          .where(Message.id.in_(bindparam("ids", expanding=True)), Message.status == "queued")
-         .values(status="sending", claimed_by=bindparam("node"), attempts=Message.attempts + 1)
+         .values(status="sending", claimed_by=bindparam("node"), claimed_at=bindparam("now"),
+                 attempts=Message.attempts + 1)
          .execution_options(synchronize_session=False))
+WINDOW = 4  # with peers: due rows read per text asked for and per live host
 
 
-def claim(session, node: str, now: dt.datetime, limit: int = 20) -> list[Outgoing]:
+def spread(rows, slot: int, peers: int, limit: int) -> list:
+    """Which of the due `rows` (in outbox order) this host, number `slot` of `peers` live
+    ones, tries to take: the lowest priority first; within it the rows whose id falls to
+    this host (id % peers == slot), then the others', starting at a point of its own.
+    Hosts reading the same queue so try different rows, so a claim rarely meets another
+    host's: on Galera such a meeting is a certification conflict at COMMIT, and with
+    every host going for the first rows they would never stop."""
+    if peers <= 1:
+        return list(rows[:limit])
+    chosen: list = []
+    for _priority, group in itertools.groupby(rows, key=lambda r: r.priority):
+        group = list(group)
+        mine = [r for r in group if r.id % peers == slot]
+        others = [r for r in group if r.id % peers != slot]
+        start = slot * len(others) // peers
+        chosen += mine + others[start:] + others[:start]
+        if len(chosen) >= limit:
+            break
+    return chosen[:limit]
+
+
+def claim(session, node: str, now: dt.datetime, limit: int = 20, slot: int = 0,
+          peers: int = 1) -> list[Outgoing]:
     """Mark up to `limit` due rows `sending` for this node and return them.
 
-    FOR UPDATE SKIP LOCKED lets several gateway hosts share one MariaDB without sending a
-    row twice; SQLite ignores it and has only one writer anyway. The UPDATE is
-    conditional on the row still being queued, and only rows it changed are returned.
+    The guarantee is the conditional UPDATE (only rows still `queued` change) and its row
+    count: only rows it changed are returned. It holds on one MariaDB, PostgreSQL and
+    SQLite (one writer) and on Galera, where a row lock holds on one node only: there
+    two nodes may both count a row as theirs, and the second to commit gets a
+    certification conflict and runs again (gateway.db.transaction). FOR UPDATE SKIP
+    LOCKED only saves waits between hosts on one server. `slot` and `peers` (from
+    `beat`) spread the hosts over the queue.
     """
-    rows = session.execute(_DUE, {"now": now, "limit": limit}).all()
+    window = limit * peers * WINDOW if peers > 1 else limit
+    rows = session.execute(_DUE, {"now": now, "limit": window}).all()
     if not rows:
         return []
+    rows = spread(rows, slot, peers, limit)
     ids = [row.id for row in rows]
-    taken = session.execute(_TAKE, {"ids": ids, "node": node}).rowcount
+    taken = session.execute(_TAKE, {"ids": ids, "node": node, "now": now}).rowcount
     if taken < len(rows):  # another host took some first: hand out only what is ours
         mine = set(session.scalars(select(Message.id).where(
             Message.id.in_(ids), Message.status == "sending", Message.claimed_by == node)))
         rows = [row for row in rows if row.id in mine]
     return [Outgoing(r.id, r.number, r.text, r.modem) for r in rows]
+
+
+@dataclass(frozen=True)
+class Beat:
+    """What a host learns when it beats: its place among the live hosts, and the texts
+    it marked `unknown` for hosts found dead."""
+    slot: int
+    peers: int
+    taken_over: dict[str, int]  # dead host -> texts it left `sending`, now unknown
+
+
+def beat(session, node: str, now: dt.datetime, lease: float) -> Beat:
+    """This host is alive (its row in gateway_nodes says when); hosts silent for longer
+    than their lease are dead: what they left `sending` may or may not have gone out,
+    so it becomes `unknown` (rule 4: never sent twice), and their share of the queue
+    goes to the living. Queued texts need no hand-over: any host claims them."""
+    row = session.get(GatewayNode, node)
+    if row is None:
+        session.add(GatewayNode(name=node, started_at=now, seen_at=now, lease=lease))
+    else:
+        row.seen_at, row.lease = now, lease
+    session.flush()
+    nodes = session.execute(select(GatewayNode.name, GatewayNode.seen_at, GatewayNode.lease)).all()
+    alive = sorted(n.name for n in nodes
+                   if n.name == node or n.seen_at >= now - dt.timedelta(seconds=n.lease))
+    taken = {}
+    for n in nodes:
+        if n.name in alive:
+            continue
+        count = session.execute(
+            update(Message)
+            .where(Message.direction == "out", Message.status == "sending",
+                   Message.claimed_by == n.name)
+            .values(status="unknown",
+                    last_error=f"gateway host {n.name[:80]} stopped answering while sending; "
+                               "it may or may not have left")
+            .execution_options(synchronize_session=False)).rowcount
+        if count:
+            taken[n.name] = count
+    return Beat(alive.index(node), len(alive), taken)
 
 
 def _set(session, ids: list[int], expect: str | None = None, **values) -> int:
@@ -144,7 +215,7 @@ class Outcome:
 
 
 def finish(session, outcome: Outcome, now, max_attempts: int, node: str,
-           claim_next: int) -> tuple[str, list[Outgoing]]:
+           claim_next: int, slot: int = 0, peers: int = 1) -> tuple[str, list[Outgoing]]:
     """Record `outcome` and, in the same transaction, claim up to `claim_next` texts
     for the modem that is free again: (the text's status now, the texts claimed)."""
     if outcome.kind == "sent":
@@ -158,7 +229,7 @@ def finish(session, outcome: Outcome, now, max_attempts: int, node: str,
     else:
         mark_failed(session, outcome.message_id, outcome.error, outcome.kind, outcome.modem)
         status = outcome.kind
-    claimed = claim(session, node, now, claim_next) if claim_next else []
+    claimed = claim(session, node, now, claim_next, slot, peers) if claim_next else []
     return status, claimed
 
 

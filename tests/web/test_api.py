@@ -83,8 +83,8 @@ def test_health_needs_no_token_and_reports_modems(client, db):
     response = get(client, "/api/v1/health", {})
     assert response.status_code == 200
     assert response.json == {"status": "ok", "db": "ok", "attention": 0, "modems": [
-        {"name": "modem1", "status": "up", "health": "green", "signal_percent": 71,
-         "last_seen": seen.isoformat() + "+00:00"}]}
+        {"name": "modem1", "host": None, "status": "up", "health": "green",
+         "signal_percent": 71, "last_seen": seen.isoformat() + "+00:00"}]}
 
 
 def test_health_is_degraded_when_a_modem_is_weak(client, db):
