@@ -113,6 +113,13 @@ BENCHMARKS = [
               quick=["--tickets", "2000", "--messages", "20000", "--contacts", "1000",
                      "--clients", "5", "--seconds", "1", "--warmup", "0.5"],
               timeout=(1800, 300)),
+    Benchmark("proxy", "proxy_bench.py",
+              "the queue through HAProxy (proxy/haproxy.cfg) with two UI processes, against "
+              "one process direct, 20 clients",
+              "benchmarks-proxy.md", full=[],
+              quick=["--tickets", "500", "--messages", "2000", "--contacts", "200",
+                     "--clients", "3", "--seconds", "1", "--warmup", "0.5"],
+              timeout=(600, 200)),
 ]
 
 # The other scripts in bench/, and why run_all.py does not run them on their own.
@@ -122,6 +129,9 @@ TOOLS = {
                       "runs `helpdesk run` under, for diagnosis",
     "ui_data.py": "not a benchmark: fills a database with 100,000 tickets for bench_ui.py, "
                   "which runs it",
+    "kalkun_bench.py": "run alone: a 100,000-row Kalkun import (minutes); figures in "
+                       "docs/benchmarks.md",
+    "export_bench.py": "run alone: exports of 1,000,000 messages (tens of minutes)",
 }
 
 
@@ -379,8 +389,17 @@ def _ui(out: Outcome, tmp: Path) -> list[str]:
     return [f"{who}, p95 ms: {', '.join(pages)}" for who, pages in p95.items()]
 
 
+def _proxy(out: Outcome, tmp: Path) -> list[str]:
+    lines = [f"{m.group(1).strip()}: p95 {float(m.group(2)):.0f} ms, {float(m.group(3)):.1f} req/s"
+             for m in re.finditer(r"^(1 process, direct|HAProxy, \d process(?:es)?)\s+alone .*?p50 .*?"
+                                  r"p95\s+([\d.]+) .*?([\d.]+) req/s", out.output, re.M)]
+    if not lines:
+        raise LookupError("no case measured")
+    return lines
+
+
 HEADLINES = {"spine": _spine, "modem": _modem, "agi": _agi, "reader": _reader,
-             "announce": _announce, "soak": _soak, "ui": _ui}
+             "announce": _announce, "soak": _soak, "ui": _ui, "proxy": _proxy}
 
 
 # -- the pages ------------------------------------------------------------------------------------
@@ -497,7 +516,8 @@ TITLES = {"benchmarks.md": "Benchmarks", "benchmarks-agi.md": "FastAGI caller lo
           "benchmarks-modem.md": "Modem side: benchmark",
           "benchmarks-announce.md": "Texts the moment they arrive: benchmark",
           "benchmarks-soak.md": "Soak: 100,000 texts through a simulated modem",
-          "benchmarks-ui.md": "Operator UI under load: benchmark"}
+          "benchmarks-ui.md": "Operator UI under load: benchmark",
+          "benchmarks-proxy.md": "Several UI processes behind HAProxy: benchmark"}
 
 
 def write_pages(docs: Path, run_info: dict, outcomes: list[Outcome]) -> list[Path]:

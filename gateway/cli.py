@@ -120,6 +120,26 @@ def _parser():
     p.add_argument("text")
     p.set_defaults(handler=cmd_sms_send)
 
+    broadcast = sub.add_parser("broadcast", help="one text to many (STOP is honoured)"
+                               ).add_subparsers(dest="action", required=True, metavar="ACTION")
+    p = broadcast.add_parser("send", help="send a text to a group, a tag or a file of numbers; "
+                                          "opted-out and blocked contacts are skipped")
+    to = p.add_mutually_exclusive_group(required=True)
+    to.add_argument("--group", help="a contact group's name")
+    to.add_argument("--tag", help="a tag")
+    to.add_argument("--numbers-file", metavar="FILE",
+                    help="a file of numbers, one a line (or a CSV, numbers first)")
+    p.add_argument("--preview", action="store_true",
+                   help="say who would get it and what it costs; send nothing")
+    p.add_argument("text", help="the text; {name}, {phone} and {organisation} are filled in")
+    p.set_defaults(handler=cmd_broadcast_send)
+    p = broadcast.add_parser("list", help="the recent broadcasts and their progress")
+    p.set_defaults(handler=cmd_broadcast_list)
+    for action in ("pause", "resume", "cancel"):
+        p = broadcast.add_parser(action, help=f"{action} a broadcast")
+        p.add_argument("id", type=int)
+        p.set_defaults(handler=cmd_broadcast_change, change=action)
+
     sim = sub.add_parser("sim", help="simulated modems").add_subparsers(
         dest="action", required=True, metavar="ACTION")
     p = sim.add_parser("inject", help="deliver a text to a simulated modem, as a phone would")
@@ -127,6 +147,47 @@ def _parser():
     p.add_argument("number")
     p.add_argument("text")
     p.set_defaults(handler=cmd_sim_inject)
+
+    # `import`: data from other systems (gateway.imports); one ACTION per source kind.
+    imports = sub.add_parser("import", help="bring in data from another system").add_subparsers(
+        dest="action", required=True, metavar="ACTION")
+    p = imports.add_parser("kalkun", help="texts, phonebook and groups of a Gammu SMSD + "
+                                          "Kalkun database (run again: only what is new)")
+    p.add_argument("--from", dest="source_url", required=True, metavar="URL",
+                   help="SQLAlchemy URL of the SMSD database, e.g. "
+                        "mysql+pymysql://user:password@host/kalkun")
+    p.add_argument("--source", metavar="NAME",
+                   help="name that identifies this database across runs (default: the URL "
+                        "without user and password)")
+    p.add_argument("--timezone", metavar="ZONE",
+                   help="time zone of the SMSD's local times (default: [web] timezone)")
+    p.add_argument("--include-trash", action="store_true",
+                   help="also import the texts in Kalkun's Trash and Spam folders")
+    p.set_defaults(handler=cmd_import_kalkun)
+    p = imports.add_parser("bank", help="a bank statement (CSV as internet banking exports "
+                                        "it); credits are matched to open orders")
+    p.add_argument("file", metavar="FILE")
+    p.add_argument("--bank", metavar="NAME",
+                   help="the statement's layout: bca, mandiri, bri, bni or a "
+                        "[bank.formats.NAME] (default: detected)")
+    p.set_defaults(handler=cmd_import_bank)
+
+    # `export`: a list or a report as a file (gateway.reports); rows stream, never all held.
+    p = sub.add_parser("export", help="a list (messages, tickets, orders, payments, calls, "
+                                      "contacts) or a report as CSV, XLSX or PDF")
+    p.add_argument("kind", metavar="KIND", help="messages, tickets, orders, payments, calls, "
+                   "contacts, or a report: sms-traffic, ticket-volume, response-times, sales, "
+                   "payment-status, call-outcomes")
+    p.add_argument("--from", dest="first", metavar="DATE", required=True,
+                   help="first day, YYYY-MM-DD ([web] timezone)")
+    p.add_argument("--to", dest="last", metavar="DATE", required=True,
+                   help="last day, YYYY-MM-DD (included)")
+    p.add_argument("--format", dest="fmt", choices=("csv", "xlsx", "pdf"),
+                   help="default: from the -o file's extension, else csv")
+    p.add_argument("--group", dest="grouping", default="day", choices=("day", "week", "month"),
+                   help="a report's buckets (default: day)")
+    p.add_argument("-o", "--output", metavar="FILE", help="default: standard output")
+    p.set_defaults(handler=cmd_export)
     return parser
 
 
@@ -418,6 +479,69 @@ def cmd_sms_send(cfg, args) -> int:
     return 0
 
 
+def cmd_broadcast_send(cfg, args) -> int:
+    from gateway.desk import broadcasts
+
+    numbers = None
+    if args.numbers_file:
+        try:
+            data = Path(args.numbers_file).read_bytes()
+        except OSError as e:
+            raise CommandError(f"{args.numbers_file}: {e.strerror or e}") from None
+        try:
+            numbers = broadcasts.parse_numbers(data, cfg.country)
+        except broadcasts.BroadcastError as e:
+            raise CommandError(f"{args.numbers_file}: {e}") from None
+
+    def make(session):
+        audience = broadcasts.resolve(session, cfg.country, group=args.group, tag=args.tag,
+                                      numbers=numbers)
+        plan = broadcasts.preview(audience, args.text)
+        return (None if args.preview else broadcasts.create(session, plan, None, "cli").id), plan
+
+    try:
+        made_id, plan = _transaction(cfg, make)
+    except broadcasts.BroadcastError as e:
+        raise CommandError(str(e)) from None
+    for number, reason in plan.skipped:
+        print(f"skipped {number}: {reason.replace('_', ' ')}")
+    what = "would go" if made_id is None else "to send"
+    print(f"helpdesk: {plan.recipients} texts {what} ({plan.texts} SMS, {plan.coding}, "
+          f"up to {plan.max_parts} per text), {len(plan.skipped)} skipped"
+          + ("" if made_id is None else f"; broadcast {made_id} made, the daemon sends it "
+             f"within {cfg.broadcast_window} on {', '.join(cfg.broadcast_days)}"))
+    return 0
+
+
+def cmd_broadcast_list(cfg, args) -> int:
+    from gateway.desk import broadcasts
+
+    def rows(session):
+        return [(p.broadcast.id, p.broadcast.created_at, p.broadcast.status, p.broadcast.total,
+                 p.sent, sum(p.skipped.values()), p.broadcast.audience)
+                for p in broadcasts.progress_of(session, broadcasts.recent(session))]
+
+    print("id\tmade (UTC)\tstatus\ttotal\tsent\tskipped\taudience")
+    for row in _transaction(cfg, rows):
+        print("\t".join([str(row[0]), _when(row[1]), *map(str, row[2:])]))
+    return 0
+
+
+def cmd_broadcast_change(cfg, args) -> int:
+    from gateway.desk import broadcasts
+
+    change = getattr(broadcasts, args.change)
+    if not 1 <= args.id < 2**31:  # an INT column on every database
+        raise CommandError(f"there is no broadcast {args.id}")
+    try:
+        _transaction(cfg, lambda session: change(session, args.id, None, via="cli"))
+    except (broadcasts.BroadcastError, LookupError) as e:
+        raise CommandError(str(e).strip("'\"")) from None
+    done = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}[args.change]
+    print(f"helpdesk: broadcast {args.id} {done}")
+    return 0
+
+
 def cmd_check(cfg, args) -> int:
     from gateway.desk.check import run_check
 
@@ -443,5 +567,105 @@ def cmd_sim_inject(cfg, args) -> int:
     return 0
 
 
+def cmd_import_kalkun(cfg, args) -> int:
+    from zoneinfo import ZoneInfo
+
+    from gateway.imports import kalkun
+
+    zone = args.timezone or cfg.timezone
+    try:
+        ZoneInfo(zone)
+    except (KeyError, ValueError):  # ZoneInfoNotFoundError is a KeyError
+        raise CommandError(f"--timezone {zone!r} is not a time zone such as Asia/Jakarta") \
+            from None
+    _engine, sessions = _sessions(cfg)
+    try:
+        summary = kalkun.run(args.source_url, sessions, region=cfg.country, local_zone=zone,
+                             source=args.source, include_trash=args.include_trash)
+    except kalkun.KalkunImportError as e:
+        raise CommandError(str(e)) from None
+    for line in summary.lines():
+        print(f"helpdesk: {line}")
+    return 0
+
+
+def cmd_import_bank(cfg, args) -> int:
+    from gateway.desk.payments import Actor
+    from gateway.imports import bank
+
+    try:
+        with open(args.file, "rb") as f:
+            data = f.read(bank.MAX_BYTES + 1)
+    except OSError as e:
+        raise CommandError(f"{args.file}: {e.strerror or e}") from None
+    _engine, sessions = _sessions(cfg)
+    with sessions() as session:
+        try:
+            summary = bank.import_statement(session, data, cfg, Actor(None, "bank import"),
+                                            bank=args.bank, file_name=Path(args.file).name)
+        except bank.StatementUnreadable as e:
+            raise CommandError(f"{args.file}: {e}") from None
+    for line in summary.lines():
+        print(f"helpdesk: {line}")
+    return 0
+
+
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def cmd_export(cfg, args) -> int:
+    from gateway.reports import export, queries
+
+    if args.kind not in export.KINDS:
+        raise CommandError(f"unknown KIND {args.kind!r}; choose one of "
+                           f"{', '.join(export.KINDS)}")
+    fmt = args.fmt
+    if fmt is None:
+        suffix = Path(args.output).suffix.lower().lstrip(".") if args.output else ""
+        fmt = suffix if suffix in export.FORMATS else "csv"
+    if args.output is None and fmt != "csv" and sys.stdout.isatty():
+        raise CommandError(f"a {fmt.upper()} file is not for a terminal: name one with -o FILE")
+    try:
+        period = queries.parse_range(args.first, args.last, args.grouping, cfg.timezone)
+        if fmt == "pdf":
+            export.font_path()  # before any work: say which package is missing
+    except (queries.ReportError, export.ExportError) as e:
+        raise CommandError(str(e)) from None
+    _engine, sessions = _sessions(cfg)
+    # Written beside the target and renamed at the end: a failed export leaves no half file.
+    target = Path(args.output) if args.output else None
+    partial = target.with_name(target.name + ".part") if target else None
+    with sessions() as session:
+        total = None
+        if args.kind in export.LISTS:
+            total = export.list_count(session, args.kind, period) if fmt == "pdf" else None
+            doc = export.list_document(session, args.kind, period, cfg.company)
+        else:
+            doc = export.report_document(queries.run(session, args.kind, period), cfg.company)
+        try:
+            if fmt == "csv":
+                with (open(partial, "w", encoding="utf-8", newline="") if partial
+                      else _stdout_text()) as out:
+                    for chunk in export.csv_chunks(doc):
+                        out.write(chunk)
+            else:
+                out = str(partial) if partial else sys.stdout.buffer
+                if fmt == "xlsx":
+                    export.write_xlsx(doc, out)
+                else:
+                    export.write_pdf(doc, out, total=total)
+        except BaseException:
+            if partial is not None and partial.exists():
+                partial.unlink()
+            raise
+    if partial is not None:
+        os.replace(partial, target)
+        print(f"helpdesk: {args.kind} {period.label()} written to {target}", file=sys.stderr)
+    return 0
+
+
+def _stdout_text():
+    import contextlib
+
+    return contextlib.nullcontext(sys.stdout)

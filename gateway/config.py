@@ -6,8 +6,10 @@ problem, so `helpdesk` can print it and exit with code 2.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import re
+import socket
 import tomllib
 import zoneinfo
 from dataclasses import dataclass, field
@@ -65,6 +67,8 @@ class Config:
     web_language: str = "id"  # the UI's language for a user who has not chosen one
     timezone: str = "Asia/Jakarta"  # dates on pages and in reports
     secret_file: str = "var/session.key"
+    # Peers (addresses or networks) whose X-Forwarded-* headers are believed; none by default.
+    trusted_proxies: tuple[str, ...] = ()
     agi_listen: str = "127.0.0.1:4573"
     agi_secret_file: str = "var/agi.secret"  # the dialplan passes its content (0640)
     ami: dict | None = None
@@ -75,6 +79,11 @@ class Config:
     multipart_timeout: float = 600.0
     send_attempts: int = 5
     delivery_reports: bool = False
+    # Several gateway hosts on one database: this host's name in claimed_by (default: the
+    # machine's hostname), and the seconds after which a host that stopped beating is
+    # taken for dead (its `sending` texts become `unknown`, never sent again).
+    node: str = field(default_factory=socket.gethostname)
+    claim_lease: float = 60.0
     signal_yellow: int = 30     # percent; below it a modem is yellow
     signal_red: int = 10        # percent; below it a modem is red
     stale_after: float = 120.0  # seconds without an answer before a modem is red
@@ -83,6 +92,20 @@ class Config:
     bank_accounts: tuple[str, ...] = ()
     unique_code_max: int = 999
     warranty_replacement: str = "rest"  # a replacement's warranty: "rest" or "new"
+    # [bank]: confirm the payment of a statement line that matched an order at import
+    # (else it waits for one click), and [bank.formats.NAME] statement layouts.
+    bank_auto_confirm: bool = False
+    bank_formats: dict = field(default_factory=dict)
+    # [broadcasts]: texts leave only inside the window, on these days ([web] timezone), and
+    # at most `broadcast_rate` per modem per minute (None: each modem's send_rate alone).
+    broadcast_window: str = "08:00-20:00"
+    broadcast_days: tuple[str, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+    broadcast_rate: float | None = None
+    # [reports]: the name on every export, and the daily summary texted to supervisors at
+    # daily_summary_at ([web] timezone); no numbers, no summary.
+    company: str = "Helpdesk"
+    daily_summary_at: str = "18:00"
+    daily_summary_to: tuple[str, ...] = ()
     modems: tuple[ModemConfig, ...] = field(default_factory=tuple)
 
     def modem(self, name: str) -> ModemConfig:
@@ -96,6 +119,16 @@ class Config:
 # section -> key -> (Config attribute, type, check or None)
 def _positive(value):
     return None if value > 0 else "must be greater than zero"
+
+
+def _node(value):
+    if not value.strip() or len(value) > 128:
+        return "must be a name of 1 to 128 characters, unique among the gateway hosts"
+    return None
+
+
+def _lease(value):
+    return None if value >= 5 else "must be at least 5 seconds"
 
 
 def _listen(value):
@@ -151,9 +184,56 @@ def _percent(value):
     return None if 0 <= value <= 100 else "must be a percentage, 0 to 100"
 
 
+def _proxies(value):
+    for v in value:
+        try:
+            ipaddress.ip_network(v.strip() if isinstance(v, str) else "", strict=False)
+        except ValueError:
+            return (f'must be a list of addresses or networks, like ["127.0.0.1", '
+                    f'"10.0.0.0/8"]; {v!r} is neither')
+    return None
+
+
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_HHMM = re.compile(r"([01]\d|2[0-3]):([0-5]\d)|(24):(00)")
+
+
+def parse_window(value: str) -> tuple[int, int] | None:
+    """ "08:00-20:00" -> (480, 1200), minutes of the day ("00:00-24:00" is all day);
+    None if it is not a window."""
+    start, sep, end = value.partition("-")
+    times = [_HHMM.fullmatch(t.strip()) for t in (start, end)]
+    if not sep or not all(times):
+        return None
+    first, last = (int(m[1] or m[3]) * 60 + int(m[2] or m[4]) for m in times)
+    return None if first == last or first == 24 * 60 else (first, last)
+
+
+def _window(value):
+    return None if parse_window(value) else 'must be "HH:MM-HH:MM", for example "08:00-20:00"'
+
+
+def _days(value):
+    if not value or not all(isinstance(v, str) and v.lower() in WEEKDAYS for v in value):
+        return 'must be a list of days such as ["mon", "tue", "wed", "thu", "fri", "sat"]'
+    return None
+
+
 def _phones(value):
     if not all(isinstance(v, str) and v.strip() for v in value):
         return 'must be a list of phone numbers, like ["081234567890"]'
+    return None
+
+
+def _company(value):
+    if not value.strip() or len(value) > 200:
+        return 'must be the company\'s name (1 to 200 characters), like "Toko Maju"'
+    return None
+
+
+def _clock_time(value):
+    if not re.fullmatch(r"([01][0-9]|2[0-3]):[0-5][0-9]", value):
+        return 'must be a time of day written HH:MM, like "18:00"'
     return None
 
 
@@ -161,7 +241,8 @@ SCHEMA = {
     "database": {"url": ("database_url", str, _db_url)},
     "web": {"listen": ("web_listen", str, _listen), "secret_file": ("secret_file", str, None),
             "language": ("web_language", str, _language),
-            "timezone": ("timezone", str, _timezone)},
+            "timezone": ("timezone", str, _timezone),
+            "trusted_proxies": ("trusted_proxies", list, _proxies)},
     "agi": {"listen": ("agi_listen", str, _listen),
             "secret_file": ("agi_secret_file", str, _file_path)},
     "sms": {
@@ -172,6 +253,8 @@ SCHEMA = {
         "multipart_timeout": ("multipart_timeout", (int, float), _positive),
         "send_attempts": ("send_attempts", int, _positive),
         "delivery_reports": ("delivery_reports", bool, None),
+        "node": ("node", str, _node),
+        "claim_lease": ("claim_lease", (int, float), _lease),
     },
     "health": {
         "signal_yellow": ("signal_yellow", int, _percent),
@@ -185,6 +268,14 @@ SCHEMA = {
         "unique_code_max": ("unique_code_max", int, _positive),
     },
     "warranty": {"replacement": ("warranty_replacement", str, _replacement)},
+    "bank": {"auto_confirm": ("bank_auto_confirm", bool, None),
+             "formats": ("bank_formats", dict, None)},  # formats: _parse_bank_formats
+    "broadcasts": {"window": ("broadcast_window", str, _window),
+                   "days": ("broadcast_days", list, _days),
+                   "rate": ("broadcast_rate", (int, float), _positive)},
+    "reports": {"company": ("company", str, _company),
+                "daily_summary_at": ("daily_summary_at", str, _clock_time),
+                "daily_summary_to": ("daily_summary_to", list, _phones)},
 }
 AMI_KEYS = {"host": str, "port": int, "username": str, "secret": str}
 
@@ -211,6 +302,13 @@ def load(path: str | None = None, environ=os.environ) -> Config:
         if problem:
             raise ConfigError("HELPDESK_DATABASE_URL", "database.url", problem)
         config = dataclasses.replace(config, database_url=url)
+    # systemd/helpdesk-web@.service: one config file, one port per instance (HOST:PORT).
+    if environ.get("HELPDESK_WEB_LISTEN"):
+        listen = environ["HELPDESK_WEB_LISTEN"]
+        problem = _listen(listen)
+        if problem:
+            raise ConfigError("HELPDESK_WEB_LISTEN", "web.listen", problem)
+        config = dataclasses.replace(config, web_listen=listen)
     return config
 
 
@@ -223,6 +321,9 @@ def parse(data: dict, path: str = "(config)") -> Config:
         if section == "ami":
             values["ami"] = _parse_ami(body, path)
             continue
+        if section == "bank" and isinstance(body, dict) and "formats" in body:
+            values["bank_formats"] = _parse_bank_formats(body["formats"], path)
+            body = {k: v for k, v in body.items() if k != "formats"}
         if section not in SCHEMA:
             known = ", ".join(sorted([*SCHEMA, "ami", "modem"]))
             raise ConfigError(path, section, f"unknown section (known: {known})")
@@ -255,6 +356,88 @@ def _kind_name(kind):
         return "a number"
     return {str: "a string", int: "a whole number", list: "a list",
             bool: "true or false"}[kind]
+
+
+# [bank.formats.NAME]: a statement layout for gateway.imports.bank. A table named like a
+# built-in layout changes only the keys it gives; a new one needs the columns.
+BUILT_IN_BANKS = ("bca", "mandiri", "bri", "bni")
+BANK_COLUMNS = ("date", "amount", "debit", "credit", "marker", "account")
+BANK_TEXTS = ("header", "ignore", "pending", "credit_markers", "debit_markers", "date_format")
+BANK_KEYS = ("bank", "description", "decimal", "skip_lines", "delimiter", "signed",
+             *BANK_COLUMNS, *BANK_TEXTS)
+_FORMAT_NAME = re.compile(r"[a-z0-9_-]{1,32}")
+
+
+def _bank_column(value):
+    if isinstance(value, bool) or not isinstance(value, (int, str)) \
+            or (isinstance(value, int) and not 1 <= value <= 200) \
+            or (isinstance(value, str) and not value.strip()):
+        return "must be a column number (1 is the first) or the column's header text"
+    return None
+
+
+def _bank_format_key(key, value, has_header):
+    if key in BANK_COLUMNS:
+        problem = _bank_column(value)
+        if problem is None and isinstance(value, str) and not has_header:
+            problem = "names a header text, so the format needs header = [...]"
+        return problem
+    if key == "description":
+        columns = value if isinstance(value, list) else [value]
+        problems = [p for p in map(_bank_column, columns) if p]
+        if not columns:
+            return "must name at least one column"
+        return problems[0] if problems else None
+    if key in BANK_TEXTS:
+        texts = value if isinstance(value, list) else [value]
+        if not texts or not all(isinstance(t, str) and t.strip() for t in texts):
+            return 'must be a text or a list of texts, like ["CR", "K"]'
+        if key == "date_format" and not all("%d" in t and "%m" in t for t in texts):
+            return 'must be strptime formats with %d and %m, like "%d/%m/%Y"'
+        return None
+    if key == "bank":
+        ok = isinstance(value, str) and 0 < len(value.strip()) <= 32
+        return None if ok else 'must be the bank\'s short name, like "BCA"'
+    if key == "decimal":
+        return None if value in (".", ",") else \
+            'must be "." (1,500,000.00) or "," (1.500.000,00)'
+    if key == "skip_lines":
+        ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 1000
+        return None if ok else "must be a whole number of lines, 0 or more"
+    if key == "delimiter":
+        return None if value in (",", ";", "\t", "|") else 'must be ",", ";", "\\t" or "|"'
+    if key == "signed":
+        return None if isinstance(value, bool) else "must be true or false"
+    return None
+
+
+def _parse_bank_formats(formats, path):
+    if not isinstance(formats, dict):
+        raise ConfigError(path, "bank.formats", "must be tables, written [bank.formats.NAME]")
+    parsed = {}
+    for name, table in formats.items():
+        where = f"bank.formats.{name}"
+        if not _FORMAT_NAME.fullmatch(name):
+            raise ConfigError(path, where, "a format's name is lower-case letters, digits, "
+                                           "- or _ (it is what --bank names)")
+        if not isinstance(table, dict):
+            raise ConfigError(path, where, f"must be a table, written [{where}]")
+        for key, value in table.items():
+            if key not in BANK_KEYS:
+                raise ConfigError(path, f"{where}.{key}",
+                                  f"unknown key (known: {', '.join(sorted(BANK_KEYS))})")
+            problem = _bank_format_key(key, value, "header" in table or name in BUILT_IN_BANKS)
+            if problem:
+                raise ConfigError(path, f"{where}.{key}", problem)
+        if name not in BUILT_IN_BANKS:
+            has_pair = "debit" in table and "credit" in table
+            if ("amount" in table) == has_pair:
+                raise ConfigError(path, where, "needs amount (with a CR/DB mark, a marker "
+                                               "column or signed = true), or debit and credit")
+            if "date" not in table or "description" not in table:
+                raise ConfigError(path, where, "needs date and description columns")
+        parsed[name] = dict(table)
+    return parsed
 
 
 def _parse_ami(body, path):

@@ -43,18 +43,20 @@ def create_app(config: Config, sessionmaker, *, secret_key: bytes, on_queued=Non
     app.extensions["helpdesk"] = Helpdesk(config, sessionmaker, on_queued, click_to_call)
     app.json.sort_keys = False  # keep the contract's field order, easier to read
 
-    from helpdesk_web import auth, db, errors, i18n
+    from helpdesk_web import auth, db, errors, i18n, proxy
     from helpdesk_web.api import metrics
     from helpdesk_web.api import v1 as api
     from helpdesk_web.ui import (
         account,
         admin,
+        broadcasts,
         canned,
         contacts,
         dashboard,
         inbox,
         modems,
         reply_templates,
+        reports,
         shop,
         tickets,
     )
@@ -68,10 +70,13 @@ def create_app(config: Config, sessionmaker, *, secret_key: bytes, on_queued=Non
     i18n.init(app)
     app.jinja_env.globals["page_url"] = pager.page_url
     for blueprint in (auth, dashboard, tickets, contacts, canned, shop, reply_templates, inbox,
-                      modems, admin, account, api, metrics):
+                      modems, admin, account, broadcasts, reports, api, metrics):
         app.register_blueprint(blueprint.bp)
     errors.register(app)
     app.after_request(_security_headers)
+    # Behind a proxy: its X-Forwarded-* only from [web] trusted_proxies (docs/scaling.md).
+    app.session_interface = proxy.SessionInterface()
+    app.wsgi_app = proxy.TrustedProxies(app.wsgi_app, config.trusted_proxies)
     return app
 
 

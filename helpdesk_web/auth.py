@@ -108,7 +108,8 @@ def login():
             flash(_("Wrong name or password, or the account is locked for a while after "
                     "too many failed attempts."), "error")
             return render_template("auth/login.html", name=name), 401
-        users.audit(db, user.id, "login", "user", user.id)
+        # The client's address: behind a trusted proxy, the one it forwarded (proxy.py).
+        users.audit(db, user.id, "login", "user", user.id, {"address": request.remote_addr})
         db.commit()
         start_session(user)
         return redirect(_safe_next(request.args.get("next")))

@@ -47,9 +47,13 @@ def _reset_server(engine):
 def _at_head(engine) -> bool:
     try:
         check_current(engine)
-        return True
     except Exception:  # no schema, an older one, or a test walked the migrations back
         return False
+    # A placeholder migration filled in after this database reached it: same revision,
+    # tables missing. Made anew rather than failing every test on a TRUNCATE.
+    from sqlalchemy import inspect
+
+    return set(Base.metadata.tables) <= set(inspect(engine).get_table_names())
 
 
 def _empty_server(engine) -> None:

@@ -3,13 +3,21 @@
 #
 #   sh tests/system-deps.sh install|test [PYTHON [VENV]]      (make passes its own values)
 #
-# install: Python 3.11+ with its venv module (Debian/Ubuntu: python3-venv); and, only where
+# install: Python 3.11+ with its venv module (Debian/Ubuntu: python3-venv), the DejaVu font
+#          for the reports' PDFs (fonts-dejavu-core); and, only where
 #          pip finds no python-gammu wheel for this Python and machine, what building it
 #          takes: libgammu-dev, pkg-config, a C compiler, Python's headers.
 # test:    the same, and Chromium with its WebDriver for tests/web/test_browser.py: Debian's
 #          chromium and chromium-driver; on Ubuntu, whose chromium is a snap, the chromium
 #          snap (it carries chromium.chromedriver). HELPDESK_CHROMIUM and
 #          HELPDESK_CHROMEDRIVER name another browser and driver (both, or neither).
+#          gammu-smsd (its binaries and SQL schema) for tests/desk/test_kalkun_import.py.
+#          HAProxy (haproxy) for tests/deploy/test_proxy.py.
+#          MariaDB's server, Galera 4 and rsync (mariadb-server galera-4 rsync) for the
+#          three-node cluster of tests/cluster/test_galera.py.
+#          systemd-analyze, -sysusers, -tmpfiles (systemd), LTSP (ltsp), baresip (baresip-core)
+#          dnsmasq (dnsmasq-base) and triggerhappy for the deployment files' tests in
+#          tests/deploy/.
 #
 # Whatever is missing is installed: with apt-get (and snap on Ubuntu) as root, or through
 # sudo where sudo asks no password. Otherwise one line names what is missing and the command
@@ -119,6 +127,50 @@ check_browser() {
     fi
 }
 
+# -- the DejaVu font, which the reports' PDFs embed (gateway/reports/export.py), both modes --
+check_font() {
+    [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] &&
+        [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] ||
+        need_apt fonts-dejavu-core "the DejaVu font for the reports' PDFs"
+}
+
+# -- HAProxy, for tests/deploy/test_proxy.py (proxy/haproxy.cfg in front of two UI processes) --
+check_haproxy() {
+    [ "$MODE" = test ] || return 0
+    command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] ||
+        need_apt haproxy "HAProxy for the reverse-proxy test"
+}
+
+# -- the tools that check systemd/ and ltsp/ (tests/deploy/test_install_layout.py, test_ltsp.py) --
+check_deploy_tools() {
+    [ "$MODE" = test ] || return 0
+    command -v systemd-analyze >/dev/null 2>&1 && command -v systemd-sysusers >/dev/null 2>&1 &&
+        command -v systemd-tmpfiles >/dev/null 2>&1 ||
+        need_apt systemd "systemd's tools to check the units, sysusers.d and tmpfiles.d files"
+    [ -x /usr/sbin/ltsp ] || need_apt ltsp "LTSP to check ltsp/ltsp.conf and build ltsp.img"
+    command -v baresip >/dev/null 2>&1 || need_apt baresip-core "baresip to load the kiosk softphone's configuration"
+    [ -x /usr/sbin/dnsmasq ] || need_apt dnsmasq-base "dnsmasq to check and serve ltsp/dnsmasq.d/helpdesk.conf"
+    [ -x /usr/sbin/thd ] || need_apt triggerhappy "triggerhappy to parse the kiosk phone's keys"
+}
+
+# -- gammu-smsd: tests/desk/test_kalkun_import.py runs it and builds from its SQL schema ----
+check_smsd() {
+    [ "$MODE" = test ] || return 0
+    command -v gammu-smsd >/dev/null 2>&1 && command -v gammu-smsd-inject >/dev/null 2>&1 &&
+        [ -r /usr/share/doc/gammu-smsd/examples/mysql.sql ] && return 0
+    need_apt gammu-smsd "gammu-smsd and its SQL schema for the Kalkun import tests"
+}
+
+# -- MariaDB Galera: tests/cluster/test_galera.py boots a 3-node cluster on loopback ports ---
+check_galera() {
+    [ "$MODE" = test ] || return 0
+    [ -x /usr/sbin/mariadbd ] && command -v mariadb-install-db >/dev/null 2>&1 &&
+        command -v wsrep_sst_rsync >/dev/null 2>&1 ||
+        need_apt mariadb-server "MariaDB's server for the Galera cluster test"
+    [ -r /usr/lib/galera/libgalera_smm.so ] || need_apt galera-4 "Galera 4 for the cluster test"
+    command -v rsync >/dev/null 2>&1 || need_apt rsync "rsync, the cluster test's state transfer"
+}
+
 # -- install, or say what to run ------------------------------------------------------------
 command_line() {  # $1: "" or "sudo "
     cmd=""
@@ -171,6 +223,11 @@ blocked() {
 
 check_python
 check_browser
+check_haproxy
+check_font
+check_deploy_tools
+check_smsd
+check_galera
 blocked
 # python-gammu's check needs the venv, so Python's venv module comes first; without root the
 # message names everything at once where it can.

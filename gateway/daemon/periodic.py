@@ -82,3 +82,32 @@ class Periodic(service.Service):
             done.callback(None)
         woken, self._woken = self._woken, False
         self._schedule(0 if woken else delay)
+
+
+class DailySummaryJob(Periodic):
+    """Each minute: queue the day's summary to the supervisors once its hour has come
+    (gateway.reports.summary, which keeps each day to one send across restarts)."""
+
+    name = "daily-summary"
+    first_delay = 5.0
+
+    def __init__(self, db, config, clock, on_queued=None, every=60.0):
+        super().__init__(clock)
+        self.db, self.config, self.on_queued, self.every = db, config, on_queued, every
+
+    @defer.inlineCallbacks
+    def step(self):
+        from sqlalchemy.exc import IntegrityError
+
+        from gateway.db.models import utcnow
+        from gateway.reports import summary
+
+        try:
+            sent = yield self.db.run(summary.send_due, self.config, utcnow(self.clock))
+        except IntegrityError:  # another gateway host queued today's at the same moment
+            sent = 0
+        if sent:
+            log.info("queued the daily summary to %d supervisor(s)", sent)
+            if self.on_queued is not None:
+                self.on_queued()
+        return self.every

@@ -13,10 +13,12 @@ from twisted.web.wsgi import WSGIResource
 
 from gateway import secret
 from gateway.config import listen_endpoint
+from gateway.daemon.broadcasts import BroadcastFeeder
 from gateway.daemon.database import Database, ReadPool, pool_size, stop_off_reactor
 from gateway.daemon.health import HealthMonitor
 from gateway.daemon.inbound import InboundPoller, MultipartSweeper
 from gateway.daemon.outbox import OutboxDispatcher, node_name
+from gateway.daemon.periodic import DailySummaryJob
 from gateway.daemon.statistics import PlannerStatistics
 from gateway.db.engine import make_engine, make_read_engine, make_sessionmaker
 from gateway.db.schema import check_current
@@ -101,7 +103,7 @@ def make_service(config, reactor, with_modems=True) -> service.MultiService:
     engine = make_engine(config.database_url)
     check_current(engine)
     sessions = make_sessionmaker(engine)
-    node = node_name()
+    node = node_name(config)
     names = [m.name for m in config.modems]
     # Start-up bookkeeping, before any service runs (README rule 4: sending -> unknown).
     in_transaction(sessions, health.register_modems, names)
@@ -136,6 +138,11 @@ def make_service(config, reactor, with_modems=True) -> service.MultiService:
         MultipartSweeper(db, config, reactor).setServiceParent(pipelines)
         HealthMonitor(workers, db, config, reactor).setServiceParent(pipelines)
         dispatcher.setServiceParent(pipelines)
+        BroadcastFeeder(db, config, reactor, len(workers),
+                        on_queued=dispatcher.wake).setServiceParent(pipelines)
+        if config.daily_summary_to:
+            DailySummaryJob(db, config, reactor,
+                            on_queued=dispatcher.wake).setServiceParent(pipelines)
 
     def on_queued(_message_id):
         if dispatcher is not None:

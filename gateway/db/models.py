@@ -11,6 +11,7 @@ from sqlalchemy import (
     Boolean,
     Date,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -174,6 +175,8 @@ class Modem(Base):
     # SIM storage: texts on it and its size, from GetSMSStatus
     sim_used: Mapped[int | None] = mapped_column(Integer)
     sim_size: Mapped[int | None] = mapped_column(Integer)
+    # The gateway host whose daemon has this modem and writes its row (migration 0015).
+    host: Mapped[str | None] = mapped_column(String(128))
 
 
 class Ticket(Base):
@@ -263,6 +266,7 @@ class Message(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_at: Mapped[dt.datetime | None] = mapped_column(DateTime)  # migration 0015
     sent_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(DateTime)
     last_error: Mapped[str | None] = mapped_column(String(255))

@@ -185,6 +185,10 @@ def _locked_payment(session, payment_id: int) -> Payment:
     decision and is refused, so stock is never taken twice and the customer gets one SMS.
     SQLite ignores FOR UPDATE and reads outside a transaction until the first write, so a
     write comes first: it takes SQLite's one writer lock (and the row lock on MariaDB).
+    On MariaDB Galera the lock holds on one node only: two clicks on two nodes both get
+    here, both write the payment row, and the second to commit fails certification; the
+    caller runs the decision again (gateway.db.transaction.commit_retrying), and then it
+    is refused here as already decided.
     """
     session.execute(update(Payment).where(Payment.id == payment_id)
                     .values(status=Payment.status)

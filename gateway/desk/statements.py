@@ -9,6 +9,7 @@ each, for [bank] auto_confirm.
 """
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 from sqlalchemy import and_, or_, select, update
@@ -101,6 +102,8 @@ def _match(session, line, bank: str, claimed_orders: set, claimed_payments: set)
     order = session.scalar(select(Order).where(Order.open_total == line.amount,
                                                Order.status == OPEN_ORDER))
     if order is not None:
+        if not _before_booking(order, line):
+            return (AMBIGUOUS, BY_TOTAL, order, None, _too_late(order))
         if order.id in claimed_orders:
             return (AMBIGUOUS, BY_TOTAL, order, None,
                     f"order {order.number} is already matched by another statement line")
@@ -131,10 +134,26 @@ def _match(session, line, bank: str, claimed_orders: set, claimed_payments: set)
         return (AMBIGUOUS, BY_SMS, None, payment,
                 f"payment {payment.id} names no order; match it to one first")
     order = session.get(Order, payment.order_id)
+    if not _before_booking(order, line):
+        return AMBIGUOUS, BY_SMS, order, payment, _too_late(order)
     if order.status != OPEN_ORDER or order.id in claimed_orders:
         return (AMBIGUOUS, BY_SMS, order, payment,
                 f"order {order.number} of payment {payment.id} is not waiting for this money")
     return MATCHED, BY_SMS, order, payment, None
+
+
+def _before_booking(order: Order, line) -> bool:
+    """Whether the order was placed by the end of the day the bank booked the credit.
+    Unique codes come free again once an order is paid, so an older statement's transfer
+    can carry the total of an order placed since: that money paid something else. The
+    order's time is UTC and the booking day local: a day's slack covers any zone."""
+    return order.created_at < dt.datetime.combine(line.booked_on, dt.time()) \
+        + dt.timedelta(days=2)
+
+
+def _too_late(order: Order) -> str:
+    return (f"order {order.number} was placed after the bank booked this transfer; "
+            "it paid something else")
 
 
 def names_in(name: str, description: str) -> bool:

@@ -322,8 +322,8 @@ def _line(number, cells, index, layout: Layout, account, period_end, seen) -> Li
     if index["amount"] is not None:
         sen, credit = _one_amount(cells, index, layout)
     else:
-        debit = _amount(_cell(cells, index["debit"]), layout.decimal, blank=True)[0]
-        credit_sen = _amount(_cell(cells, index["credit"]), layout.decimal, blank=True)[0]
+        debit = _column_amount(cells, index["debit"], layout, "debit")
+        credit_sen = _column_amount(cells, index["credit"], layout, "credit")
         if bool(debit) == bool(credit_sen):
             raise _Unreadable("no amount in either the debit or the credit column" if not debit
                               else "an amount in both the debit and the credit column")
@@ -341,6 +341,17 @@ def _line(number, cells, index, layout: Layout, account, period_end, seen) -> Li
     digest = hashlib.sha256("\x1f".join(map(str, (*key, seen[key]))).encode()).hexdigest()
     return Line(number, booked_on, description[:500], sen // 100, sen % 100, True, account,
                 digest)
+
+
+def _column_amount(cells, i, layout: Layout, side: str) -> int:
+    """The sen in the debit or the credit column. A minus or a mark there (a reversal
+    written '-50,000.00' under Credit) is no plain credit: the line is for a person."""
+    raw = _cell(cells, i)
+    sen, marker, negative = _amount(raw, layout.decimal, blank=True)
+    if sen and (negative or marker):
+        raise _Unreadable(f"the amount {raw!r} in the {side} column has a sign or a mark; "
+                          "a plain amount is expected there")
+    return sen
 
 
 def _one_amount(cells, index, layout: Layout) -> tuple[int, bool]:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from flask import Blueprint, abort, current_app, g, jsonify, request, url_for
 from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import joinedload, selectinload
 
 from gateway.db.models import TICKET_KINDS as KINDS
 from gateway.db.models import TICKET_STATUSES as STATUSES
 from gateway.db.models import Call, Contact, Message, Order, Payment, Ticket, utcnow
+from gateway.db.transaction import commit_retrying, is_conflict
+from gateway.desk import broadcasts as broadcast_desk
 from gateway.desk import crm, payments, users
 from gateway.desk import health as health_module
 from gateway.desk import tickets as ticket_desk
@@ -59,7 +61,12 @@ def require_token():
     user = token.user
     if user is not None and not user.active:
         abort(401, f"the user {user.name!r} behind this API token is disabled")
-    db.commit()  # last_used_at
+    try:
+        db.commit()  # last_used_at
+    except DBAPIError as e:  # a hint only: another UI process (on another Galera node)
+        db.rollback()        # wrote it at the same moment, and its write stands
+        if not is_conflict(e):
+            raise
     g.token, g.api_user = token, user
 
 
@@ -104,8 +111,10 @@ def health():
         return jsonify(status="down", db="down", attention=None, modems=[]), 503
     # `status` is what the modem's worker last recorded (up, down, unknown); `health` adds
     # the thresholds of [health]: green, yellow, red.
-    items = [{"name": m["name"], "status": m["status"], "health": m["health"],
-              "signal_percent": m["signal_percent"], "last_seen": iso(m["last_seen"])}
+    # `host`: the gateway host whose daemon has the modem and writes its readings.
+    items = [{"name": m["name"], "host": m["host"], "status": m["status"],
+              "health": m["health"], "signal_percent": m["signal_percent"],
+              "last_seen": iso(m["last_seen"])}
              for m in modems]
     if items and all(m["health"] == "red" for m in items):
         status = "down"  # no modem can carry a text
@@ -116,7 +125,7 @@ def health():
     return jsonify(status=status, db="ok", attention=attention, modems=items)
 
 
-MODEM_FIELDS = ("name", "status", "health", "signal_percent", "battery_percent", "operator",
+MODEM_FIELDS = ("name", "host", "status", "health", "signal_percent", "battery_percent", "operator",
                 "network", "imei", "last_seen", "last_error", "received_count", "sent_count",
                 "failed_count", "balance", "balance_expiry", "balance_text", "balance_at",
                 "balance_floor", "low_balance", "sim_used", "sim_size", "sim_full")
@@ -185,6 +194,68 @@ def message(message_id):
     if row is None:
         abort(404, f"there is no message {message_id}")
     return jsonify(message_dict(row))
+
+
+# --- broadcasts (gateway.desk.broadcasts) ---------------------------------------------------
+
+def _skipped_list(pairs) -> list[dict]:
+    return [{"number": number, "reason": reason} for number, reason in pairs]
+
+
+@bp.route("/broadcasts", methods=("POST",))
+def create_broadcast():
+    """{"text", "group" | "tag" | "numbers": [...]} -> 202 with the id and who was skipped
+    (opted out, blocked); with "preview": true, 200 with the same figures and nothing made."""
+    _require_role(broadcast_desk.BROADCASTERS, "send broadcasts")
+    data = json_object('{"text": "Halo {name}, promo hari ini", "group": "Pelanggan"}')
+    text, dry = data.get("text"), data.get("preview", False)
+    audience = {k: data.get(k) for k in ("group", "tag", "numbers") if data.get(k) is not None}
+    if not isinstance(text, str):
+        abort(400, '"text" is required and must be a string')
+    if not isinstance(dry, bool):
+        abort(400, '"preview" must be true or false')
+    if any(not isinstance(audience.get(k, ""), str) for k in ("group", "tag")) or not (
+            isinstance(audience.get("numbers", []), list)
+            and all(isinstance(n, str) for n in audience.get("numbers", []))):
+        abort(400, '"group" and "tag" must be strings and "numbers" a list of strings')
+    db = get_db()
+    user_id = g.api_user.id if g.api_user is not None else None
+    try:
+        found = broadcast_desk.resolve(db, helpdesk().config.country, **audience)
+        plan = broadcast_desk.preview(found, text)
+        made = None if dry else broadcast_desk.create(db, plan, user_id,
+                                                      via=f"api:{g.token.name}")
+    except broadcast_desk.BroadcastError as e:
+        abort(400, f"the broadcast was not made: {e}")
+    body = {"id": made.id if made else None, "status": made.status if made else "preview",
+            "total": plan.total, "recipients": plan.recipients, "texts": plan.texts,
+            "parts": plan.max_parts, "coding": plan.coding,
+            "skipped_opted_out": plan.skipped_count("opted_out"),
+            "skipped_blocked": plan.skipped_count("blocked"),
+            "skipped": _skipped_list(plan.skipped)}
+    if made is None:
+        return jsonify(body)
+    db.commit()
+    response = jsonify(body)
+    response.headers["Location"] = url_for("api.broadcast", broadcast_id=made.id)
+    return response, 202
+
+
+@bp.route("/broadcasts/<id:broadcast_id>")
+def broadcast(broadcast_id):
+    db = get_db()
+    row = broadcast_desk.find(db, broadcast_id)
+    if row is None:
+        abort(404, f"there is no broadcast {broadcast_id}")
+    progress = broadcast_desk.progress(db, row)
+    return jsonify(id=row.id, status=row.status, total=row.total, sent=progress.sent,
+                   skipped_opted_out=progress.skipped.get("opted_out", 0),
+                   skipped_blocked=progress.skipped.get("blocked", 0),
+                   pending=progress.pending, in_outbox=progress.in_outbox,
+                   failed=progress.failed, cancelled=progress.cancelled,
+                   audience=row.audience, text=row.text, created_at=iso(row.created_at),
+                   finished_at=iso(row.finished_at),
+                   skipped=_skipped_list(broadcast_desk.skipped_numbers(db, row.id)))
 
 
 def _ticket_query():
@@ -307,15 +378,15 @@ def _decide(decide, payment_id: int, **kwargs):
     user, db = g.api_user, get_db()
     actor = payments.Actor(user.id if user else None,
                            user.name if user else f"API token {g.token.name!r}", g.token.name)
-    try:
-        decision = decide(db, payment_id, actor, helpdesk().config.language, **kwargs)
+    try:  # committed here; a conflict (two UI processes on two Galera nodes) runs it again
+        decision = commit_retrying(db, decide, db, payment_id, actor,
+                                   helpdesk().config.language, **kwargs)
     except payments.PaymentNotFound as e:
         abort(404, str(e))
     except payments.PaymentConflict as e:  # decided already, order paid, stock gone
         abort(409, str(e))
     except payments.PaymentDecisionError as e:
         abort(400, str(e))
-    db.commit()
     if decision.message is not None:
         notify_queued(decision.message.id)
     return jsonify(payment_dict(decision.payment))

@@ -1,6 +1,7 @@
 """The shop's screens: payments to confirm or reject, the order list, the product catalogue."""
 from __future__ import annotations
 
+import datetime as dt
 import re
 
 from flask import Blueprint, abort, flash, g, redirect, render_template, request, url_for
@@ -9,9 +10,11 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import selectinload
 
-from gateway.db.models import Contact, Order, Payment, Product
-from gateway.desk import orders, payments, replies, warranty
+from gateway.db.models import Contact, Order, Payment, Product, utcnow
+from gateway.db.transaction import commit_retrying
+from gateway.desk import orders, payments, replies, statements, warranty
 from gateway.desk.users import audit
+from gateway.imports import bank
 from helpdesk_web import pager
 from helpdesk_web.auth import login_required
 from helpdesk_web.bounds import MAX_ID, parse_int
@@ -65,9 +68,83 @@ def payment_list():
     # An unmatched payment waits for a person to say which open order it pays.
     choices = orders.prefetch_open_orders(
         db, {p.contact_id for p in waiting if p.order_id is None}, with_items=True)
+    bank_lines, ambiguous = statements.waiting_lines(db, utcnow() - dt.timedelta(days=14))
+    line_orders = _by_id(db, Order, {x.order_id for x in [*bank_lines, *ambiguous]},
+                         selectinload(Order.items))
+    contacts.update(_by_id(db, Contact, {o.contact_id for o in line_orders.values()}
+                           - contacts.keys()))
     return render_template("shop/payments.html", waiting=waiting, decided=decided,
                            contacts=contacts, matched=matched, choices=choices,
-                           can_decide=g.user.role in SELLERS)
+                           can_decide=g.user.role in SELLERS, bank_lines=bank_lines,
+                           ambiguous=ambiguous, line_orders=line_orders,
+                           bank_formats=sorted(bank.layouts(helpdesk().config.bank_formats)),
+                           auto_confirm=helpdesk().config.bank_auto_confirm)
+
+
+# --- bank statements: an upload matched to orders, then one click per matched line -------
+
+@bp.route("/payments/bank", methods=("POST",))
+@login_required(roles=SELLERS)
+def import_statement():
+    upload = request.files.get("file")
+    data = upload.read(bank.MAX_BYTES + 1) if upload else b""
+    if not data.strip():
+        flash(_("Choose the CSV file your internet banking exported."), "error")
+        return redirect(url_for("shop.payments"))
+    chosen = request.form.get("bank", "").strip().lower() or None
+    db = get_db()
+    try:
+        summary = bank.import_statement(db, data, helpdesk().config,
+                                        payments.Actor(g.user.id, g.user.name), bank=chosen,
+                                        file_name=_file_name(upload.filename))
+    except bank.StatementUnreadable as e:
+        db.rollback()
+        return render_template("shop/payments_import.html", summary=None,
+                               problem=str(e)), 400
+    except IntegrityError:
+        db.rollback()
+        return render_template("shop/payments_import.html", summary=None, problem=_(
+            "the same statement is being imported by someone else; upload it again")), 409
+    for message_id in summary.message_ids:
+        notify_queued(message_id)
+    return render_template("shop/payments_import.html", summary=summary, problem=None)
+
+
+def _file_name(name: str | None) -> str | None:
+    """The uploaded file's name as kept in the audit row: no path, no control characters
+    (PostgreSQL's text cannot hold a NUL)."""
+    name = "".join(c for c in (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+                   if c.isprintable())
+    return name[:200] or None
+
+
+@bp.route("/payments/bank/confirm", methods=("POST",))
+@login_required(roles=SELLERS)
+def confirm_statement_line():
+    line_id = parse_int(request.form.get("line_id", "").strip(), 1, MAX_ID)
+    if line_id is None:
+        flash(_not_confirmed(_("choose a statement line")), "error")
+        return redirect(url_for("shop.payments"))
+    db = get_db()
+    try:
+        decision = commit_retrying(db, statements.confirm_line, db, line_id,
+                                   payments.Actor(g.user.id, g.user.name),
+                                   helpdesk().config.language)
+    except statements.LineNotFound as e:
+        db.rollback()
+        abort(404, str(e))
+    except payments.PaymentDecisionError as e:
+        db.rollback()
+        flash(_not_confirmed(e), "error")
+        return redirect(url_for("shop.payments", _anchor="bank"))
+    flash(_("Payment of %(amount)s confirmed; order %(order)s is paid.",
+            amount=replies.rupiah(decision.payment.amount), order=decision.order.number), "ok")
+    if decision.message is not None:
+        notify_queued(decision.message.id)
+    else:
+        flash(_("%(number)s cannot receive texts; the customer was not told.",
+                number=decision.contact.phone), "error")
+    return redirect(url_for("shop.payments", _anchor="bank"))
 
 
 @bp.route("/payments/<id:payment_id>/confirm", methods=("POST",))
@@ -125,16 +202,17 @@ def reject(payment_id):
 def _decide(decide, payment_id: int, refused, **kwargs):
     """Run a payment decision for the user and commit it, or flash why not (None)."""
     db = get_db()
-    try:
-        decision = decide(db, payment_id, payments.Actor(g.user.id, g.user.name),
-                          helpdesk().config.language, **kwargs)
+    try:  # committed here; a conflict (a double click reaching two UI processes on two
+        # Galera nodes) runs it again, and the second hears "already confirmed"
+        decision = commit_retrying(db, decide, db, payment_id,
+                                   payments.Actor(g.user.id, g.user.name),
+                                   helpdesk().config.language, **kwargs)
     except payments.PaymentNotFound as e:
         abort(404, str(e))
     except payments.PaymentDecisionError as e:
         db.rollback()
         flash(refused(e), "error")
         return None
-    db.commit()
     if decision.message is not None:
         notify_queued(decision.message.id)
     else:

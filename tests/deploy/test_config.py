@@ -103,7 +103,7 @@ def test_cli_exits_2_with_the_line(tmp_path, capsys):
     assert main(["--config", path, "check"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == (f"helpdesk: {path}: web.lisen: unknown key "
-                           "(known: language, listen, secret_file, timezone)")
+                           "(known: language, listen, secret_file, timezone, trusted_proxies)")
 
 
 def test_missing_explicit_file(tmp_path, capsys):

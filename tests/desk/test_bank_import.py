@@ -120,6 +120,17 @@ def test_amounts_that_are_not_money_are_refused(raw, decimal):
         bank._amount(raw, decimal)
 
 
+def test_a_negative_or_marked_amount_in_a_credit_column_is_no_credit():
+    head = b"DATE,TIME,REMARK,DEBET,CREDIT,LEDGER,TELLER ID\n"
+    data = head + (b'02/11/26,03:42,KOREKSI,0.00,"-80,021.00",0.00,X\n'
+                   b'02/11/26,03:43,KOREKSI,0.00,"80,021.00 DB",0.00,X\n'
+                   b'02/11/26,03:44,DARI BUDI,0.00,"80,021.00",0.00,X\n')
+    statement = read(data)
+    assert [line.amount for line in statement.credits] == [80_021]
+    assert [n for n, _why in statement.unreadable] == [2, 3]
+    assert all("credit column has a sign" in why for _n, why in statement.unreadable)
+
+
 def test_a_configured_layout_reads_cp1252_semicolons_and_indonesian_amounts():
     statement = read(sample("koperasi"), {"koperasi": KOPERASI}, "koperasi")
     assert statement.layout.bank == "KOPERASI"
@@ -185,7 +196,7 @@ def test_broken_quoting_keeps_the_lines_before_it():
 # --- matching and confirming: on every database ------------------------------------------
 
 def order(db, total, *, phone, stock=10, sms=None, payer=None, bank_name="BCA",
-          sms_amount=None, code="KP01"):
+          sms_amount=None, code="KP01", placed=dt.datetime(2026, 11, 1)):
     """An open order of one `code` with this total; with `sms`, the customer's unverified
     payment text and its payer name."""
     product = db.scalar(select(Product).where(Product.code == code))
@@ -199,7 +210,7 @@ def order(db, total, *, phone, stock=10, sms=None, payer=None, bank_name="BCA",
     db.add(ticket)
     db.flush()
     row = Order(contact_id=contact.id, ticket_id=ticket.id, status="awaiting_payment",
-                unique_code=total % 1000, total=total, open_total=total, created_at=utcnow())
+                unique_code=total % 1000, total=total, open_total=total, created_at=placed)
     row.items.append(OrderItem(product_id=product.id, code=code, quantity=1,
                                unit_price=25_000))
     db.add(row)
@@ -367,6 +378,22 @@ def test_an_overlapping_statement_adds_only_the_new_identical_line(db):
     summary = bank.import_statement(db, more, config(), SARI, today=TODAY)
     assert (summary.recorded.new, summary.recorded.known) == (1, 4)
     assert sum(x.description == "SETORAN TUNAI" for x in lines(db)) == 3
+
+
+def test_an_order_placed_after_the_transfer_is_never_what_it_paid(db):
+    # 51,037 paid an earlier order on 2 November; its unique code came free and an order
+    # placed on 1 December has that total now. Importing November's statement late must
+    # not confirm it, neither by the total nor through the customer's text.
+    late, _ = order(db, 51_037, phone="+6281100000001", placed=dt.datetime(2026, 12, 1))
+    siti, _ = order(db, 75_412, phone="+6281100000002", sms="BAYAR 75000 BCA Siti",
+                    payer="Siti A", sms_amount=75_000, placed=dt.datetime(2026, 12, 1))
+    summary = run(db, "bca", config(auto_confirm=True))
+    assert summary.confirmed == 0 and summary.recorded.matched_ids == []
+    first, second = lines(db)[:2]
+    assert (first.status, first.order_id) == ("ambiguous", late)
+    assert (second.status, second.order_id) == ("ambiguous", siti)
+    assert "placed after the bank booked" in first.reason
+    assert db.get(Order, late).status == "awaiting_payment" and outbound(db) == []
 
 
 def test_lines_with_sen_never_match(db):

@@ -59,6 +59,20 @@ ACCESS = {
     ("GET", "/contacts/export.csv"): WRITERS,
     ("GET", "/contacts/import"): WRITERS,
     ("POST", "/contacts/import"): WRITERS,
+    ("POST", "/contacts/groups"): WRITERS,
+    ("POST", "/contacts/<id:contact_id>/groups"): WRITERS,
+    # broadcasts
+    ("GET", "/broadcasts"): EVERYONE,
+    ("GET", "/reports"): SELLERS,  # sales see only the sales and payment reports
+    ("GET", "/reports/export"): SELLERS,
+    ("POST", "/broadcasts"): SELLERS,
+    ("POST", "/broadcasts/preview"): SELLERS,
+    ("GET", "/broadcasts/<id:broadcast_id>"): EVERYONE,
+    ("POST", "/broadcasts/<id:broadcast_id>/pause"): SELLERS,
+    ("POST", "/broadcasts/<id:broadcast_id>/resume"): SELLERS,
+    ("POST", "/broadcasts/<id:broadcast_id>/cancel"): SELLERS,
+    ("POST", "/api/v1/broadcasts"): SELLERS,
+    ("GET", "/api/v1/broadcasts/<id:broadcast_id>"): EVERYONE,
     # messages
     ("GET", "/messages/inbox"): EVERYONE,
     ("GET", "/messages/sent"): EVERYONE,
@@ -72,6 +86,8 @@ ACCESS = {
     ("POST", "/payments/<id:payment_id>/confirm"): SELLERS,
     ("POST", "/payments/<id:payment_id>/reject"): SELLERS,
     ("POST", "/payments/<id:payment_id>/match"): SELLERS,
+    ("POST", "/payments/bank"): SELLERS,
+    ("POST", "/payments/bank/confirm"): SELLERS,
     ("GET", "/orders"): EVERYONE,
     ("GET", "/orders/<id:order_id>"): EVERYONE,
     ("POST", "/orders/<id:order_id>/serials"): ("admin", "sales"),
@@ -142,6 +158,11 @@ def _world(db, make_ticket) -> dict[str, int]:
                "product_id": product.id, "order_id": order.id, "payment_id": payment.id,
                "user_id": target.id,
                "token_id": db.scalar(select(ApiToken.id).where(ApiToken.name == "target-token"))}
+    broadcast = models.Broadcast(text="Promo", audience_kind="numbers", audience="1 numbers",
+                                 status="running", total=1)
+    db.add(broadcast)
+    db.flush()
+    samples["broadcast_id"] = broadcast.id
     if hasattr(models, "CannedResponse"):
         canned = models.CannedResponse(title="Salam", body="Terima kasih")
         db.add(canned)

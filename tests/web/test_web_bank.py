@@ -3,6 +3,7 @@ click, auto-confirm, roles, CSRF and hostile descriptions."""
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import io
 from pathlib import Path
 
@@ -34,6 +35,9 @@ def config(config):
     return dataclasses.replace(config, web_language="en")
 
 
+PLACED = dt.datetime(2026, 11, 1)  # before the statements' transfers
+
+
 def open_order(db, total, phone="+6281100000001", stock=5) -> int:
     product = db.scalar(select(Product).where(Product.code == "KP01"))
     if product is None:
@@ -46,7 +50,8 @@ def open_order(db, total, phone="+6281100000001", stock=5) -> int:
     db.add(ticket)
     db.flush()
     order = Order(contact_id=contact.id, ticket_id=ticket.id, status="awaiting_payment",
-                  unique_code=total % 1000, total=total, open_total=total, created_at=utcnow())
+                  unique_code=total % 1000, total=total, open_total=total,
+                  created_at=PLACED)
     order.items.append(OrderItem(product_id=product.id, code="KP01", quantity=1,
                                  unit_price=25_000))
     db.add(order)
