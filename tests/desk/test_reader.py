@@ -669,8 +669,13 @@ BLIND_FLOORS = {("dev", False): (0.99, 0.99), ("dev", True): (0.99, 0.99),
 @pytest.mark.parametrize("split", ["dev", "heldout"])
 @pytest.mark.parametrize("with_catalogue", [False, True], ids=["bare", "catalogue"])
 def test_blind_set_accuracy(split, with_catalogue):
-    rows = [r for r in _load(BLIND) if r["split"] == split]
-    assert len(rows) >= 150
+    _check_blind(BLIND, split, with_catalogue, BLIND_FLOORS, at_least=150)
+
+
+def _check_blind(path, split, with_catalogue, floors, at_least):
+    """The share of intents and amounts read right on one split stays above its floor."""
+    rows = [r for r in _load(path) if r["split"] == split]
+    assert len(rows) >= at_least
     ctx = BLIND_CATALOGUE if with_catalogue else None
     intents = amounts = 0
     for row in rows:
@@ -678,7 +683,7 @@ def test_blind_set_accuracy(split, with_catalogue):
         want = int(row["amount"]) if row["amount"].strip() else None
         intents += r.intent == row["intent"]
         amounts += r.amount == want
-    intent_floor, amount_floor = BLIND_FLOORS[split, with_catalogue]
+    intent_floor, amount_floor = floors[split, with_catalogue]
     print(f"{split}: intent {intents / len(rows):.3f}, amount {amounts / len(rows):.3f}")
     assert intents / len(rows) >= intent_floor
     assert amounts / len(rows) >= amount_floor
@@ -699,16 +704,4 @@ BLIND2_FLOORS = {("dev", False): (0.98, 0.99), ("dev", True): (0.98, 0.99),
 @pytest.mark.parametrize("split", ["dev", "heldout"])
 @pytest.mark.parametrize("with_catalogue", [False, True], ids=["bare", "catalogue"])
 def test_second_blind_set_accuracy(split, with_catalogue):
-    rows = [r for r in _load(BLIND2) if r["split"] == split]
-    assert len(rows) >= 200
-    ctx = BLIND_CATALOGUE if with_catalogue else None
-    intents = amounts = 0
-    for row in rows:
-        r = read(row["text"], ctx)
-        want = int(row["amount"]) if row["amount"].strip() else None
-        intents += r.intent == row["intent"]
-        amounts += r.amount == want
-    intent_floor, amount_floor = BLIND2_FLOORS[split, with_catalogue]
-    print(f"{split}: intent {intents / len(rows):.3f}, amount {amounts / len(rows):.3f}")
-    assert intents / len(rows) >= intent_floor
-    assert amounts / len(rows) >= amount_floor
+    _check_blind(BLIND2, split, with_catalogue, BLIND2_FLOORS, at_least=200)
