@@ -120,6 +120,16 @@ BENCHMARKS = [
               quick=["--tickets", "500", "--messages", "2000", "--contacts", "200",
                      "--clients", "3", "--seconds", "1", "--warmup", "0.5"],
               timeout=(600, 200)),
+    Benchmark("kalkun", "kalkun_bench.py",
+              "`helpdesk import kalkun` of 100,000 rows of a Gammu SMSD + Kalkun database on "
+              "MariaDB into a new SQLite database, run twice (the second finds it all there)",
+              "benchmarks-kalkun.md", full=[], quick=["--rows", "2000"], timeout=(1800, 300)),
+    Benchmark("export", "export_bench.py",
+              "`helpdesk export messages` (CSV and XLSX) of 1,000,000 texts, and every report "
+              "over a year, on SQLite",
+              "benchmarks-reports.md", full=[],
+              quick=["--messages", "5000", "--tickets", "500", "--contacts", "200"],
+              timeout=(5400, 300)),
 ]
 
 # The other scripts in bench/, and why run_all.py does not run them on their own.
@@ -129,9 +139,6 @@ TOOLS = {
                       "runs `helpdesk run` under, for diagnosis",
     "ui_data.py": "not a benchmark: fills a database with 100,000 tickets for bench_ui.py, "
                   "which runs it",
-    "kalkun_bench.py": "run alone: a 100,000-row Kalkun import (minutes); figures in "
-                       "docs/benchmarks.md",
-    "export_bench.py": "run alone: exports of 1,000,000 messages (tens of minutes)",
 }
 
 
@@ -244,6 +251,10 @@ def run(bench: Benchmark, quick: bool, tmp: Path, mysql: str | None,
         argv += ["--write", str(tmp / f"{bench.name}.md")]
     if bench.name == "ui" and mysql:
         argv += ["--mysql", mysql]
+    if bench.name == "kalkun" and mysql:
+        argv += ["--server", mysql]
+    if bench.name == "export":  # its own database, not the one a user's runs keep
+        argv += ["--db", str(tmp / "export" / "ui.db")]
     timeout = bench.timeout[1 if quick else 0]
     print(f"\n=== {bench.name}: {command(bench, argv)}", flush=True)
     out = Outcome(bench, argv, load_before=load_average())
@@ -398,8 +409,28 @@ def _proxy(out: Outcome, tmp: Path) -> list[str]:
     return lines
 
 
+def _kalkun(out: Outcome, tmp: Path) -> list[str]:
+    lines = [line.strip() for line in out.output.splitlines()
+             if re.match(r"(first|second) run ", line.strip())]
+    if len(lines) < 2 and not out.not_measured:
+        raise LookupError("no import run")
+    return lines
+
+
+def _export(out: Outcome, tmp: Path) -> list[str]:
+    lines = [line.strip() for line in out.output.splitlines()
+             if line.startswith("export messages ")]
+    if not lines:
+        raise LookupError("no export")
+    reports = [float(m.group(1)) for m in re.finditer(r"^report .*: (\d+) ms$", out.output, re.M)]
+    if reports:
+        lines.append(f"{len(reports)} reports over the year: slowest {max(reports):.0f} ms")
+    return lines
+
+
 HEADLINES = {"spine": _spine, "modem": _modem, "agi": _agi, "reader": _reader,
-             "announce": _announce, "soak": _soak, "ui": _ui, "proxy": _proxy}
+             "announce": _announce, "soak": _soak, "ui": _ui, "proxy": _proxy,
+             "kalkun": _kalkun, "export": _export}
 
 
 # -- the pages ------------------------------------------------------------------------------------
@@ -517,7 +548,9 @@ TITLES = {"benchmarks.md": "Benchmarks", "benchmarks-agi.md": "FastAGI caller lo
           "benchmarks-announce.md": "Texts the moment they arrive: benchmark",
           "benchmarks-soak.md": "Soak: 100,000 texts through a simulated modem",
           "benchmarks-ui.md": "Operator UI under load: benchmark",
-          "benchmarks-proxy.md": "Several UI processes behind HAProxy: benchmark"}
+          "benchmarks-proxy.md": "Several UI processes behind HAProxy: benchmark",
+          "benchmarks-kalkun.md": "Moving in from Kalkun: benchmark",
+          "benchmarks-reports.md": "Exports and reports on a year of texts: benchmark"}
 
 
 def write_pages(docs: Path, run_info: dict, outcomes: list[Outcome]) -> list[Path]:

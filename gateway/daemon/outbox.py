@@ -58,6 +58,10 @@ class OutboxDispatcher(Periodic):
         self.slot, self.peers = 0, 1
         self.lease = getattr(config, "claim_lease", 60.0)
         self._beat_due = 0.0  # clock time of the next beat
+        # Outcomes the modem gave whose write failed (a database outage, a Galera
+        # conflict past its retries): written again every round, so a text this host
+        # sent never stays `sending` while the host lives (README rule 4).
+        self.unrecorded: dict[int, tuple[object, Outcome]] = {}
 
     @defer.inlineCallbacks
     def step(self):
@@ -65,6 +69,7 @@ class OutboxDispatcher(Periodic):
         tick is a fallback."""
         if self.clock.seconds() >= self._beat_due:
             yield self.beat()
+        yield self.record_again()
         yield self.dispatch()
         return min(self.interval, max(0.0, self._beat_due - self.clock.seconds()))
 
@@ -86,6 +91,21 @@ class OutboxDispatcher(Periodic):
             log.warning("gateway host %s stopped beating over %g s ago; the %d text(s) it "
                         "was sending are now unknown (it may have sent them)", host,
                         self.lease, count)
+
+    @defer.inlineCallbacks
+    def record_again(self):
+        """Write the outcomes whose first write failed; those that fail stay for the
+        next round."""
+        for message_id, (item, outcome) in list(self.unrecorded.items()):
+            try:
+                status, _claimed = yield self.db.outbox.finish(
+                    outcome, utcnow(self.clock), self.config.send_attempts, self.node, 0)
+            except Exception as e:
+                log.debug("text %d: recording %s failed again: %s", message_id, outcome.kind, e)
+                continue
+            del self.unrecorded[message_id]
+            log.warning("text %d to %s: %s recorded at last; it is %s", message_id,
+                        item.number, outcome.kind, status)
 
     def stopService(self):
         """Waits for the run in progress and the sends in flight (at most `stop_wait`)."""
@@ -227,16 +247,18 @@ class OutboxDispatcher(Periodic):
     @defer.inlineCallbacks
     def _finish(self, item, outcome, claim_next=0):
         """Write an outcome (and claim the next text); fires with that text or None. A
-        failure is logged with the text it concerns: the row stays `sending`, and
-        becomes `unknown` at the next start."""
+        failure is logged with the text it concerns and the outcome is written again
+        each round (`unrecorded`); the row stays `sending` until then, and becomes
+        `unknown` if this host stops first."""
         try:
             status, claimed = yield self.db.outbox.finish(
                 outcome, utcnow(self.clock), self.config.send_attempts, self.node, claim_next,
                 self.slot, self.peers)
         except Exception:
+            self.unrecorded[item.id] = (item, outcome)
             log.exception("text %d to %s: %s, but recording that failed; it stays 'sending' "
-                          "and becomes 'unknown' when the gateway next starts", item.id,
-                          item.number, outcome.kind)
+                          "and is written again each round", item.id, item.number,
+                          outcome.kind)
             return None
         if outcome.kind == "retry":
             log.info("text %d to %s: %s; now %s", item.id, item.number, outcome.error, status)

@@ -304,7 +304,7 @@ def test_a_text_gammu_cannot_encode_fails_alone(worker, db, config, clock, sessi
     assert "cannot be encoded" in texts["rusak"].last_error
 
 
-def test_an_outcome_that_cannot_be_recorded_is_logged_with_its_text(
+def test_an_outcome_that_cannot_be_recorded_is_logged_and_written_again(
         worker, db, config, clock, sessionmaker, monkeypatch, caplog):
     from gateway.daemon.outbox import OutboxDispatcher
     from gateway.desk import outbox
@@ -318,10 +318,20 @@ def test_an_outcome_that_cannot_be_recorded_is_logged_with_its_text(
             raise RuntimeError("the row went missing")
         return real(session, message_id, *args)
     monkeypatch.setattr(outbox, "mark_sent", mark_sent)
+    dispatcher = OutboxDispatcher([worker], db, config, clock, node="test")
     with caplog.at_level(logging.ERROR):
-        OutboxDispatcher([worker], db, config, clock, node="test").dispatch()
+        dispatcher.dispatch()
     texts = _out(sessionmaker)
     assert texts["satu"].status == "sending" and texts["dua"].status == "sent"
     [record] = [r for r in caplog.records if f"text {first} " in r.getMessage()]
     assert "recording that failed" in record.getMessage()
     assert "the row went missing" in caplog.text  # with its traceback
+
+    # The next round fails again, and the text stays `sending`, never sent twice ...
+    dispatcher.step()
+    assert _out(sessionmaker)["satu"].status == "sending" and first in dispatcher.unrecorded
+    # ... until the database takes the write: the modem's answer is recorded at last.
+    monkeypatch.setattr(outbox, "mark_sent", real)
+    dispatcher.step()
+    satu = _out(sessionmaker)["satu"]
+    assert satu.status == "sent" and satu.attempts == 1 and not dispatcher.unrecorded

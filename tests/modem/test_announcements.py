@@ -170,7 +170,7 @@ class Modems:
     def __init__(self):
         self.recorded = []
 
-    def record(self, name, readings, error, now, counts):
+    def record(self, name, readings, error, now, counts, host=None):
         self.recorded.append((name, readings, error))
         return defer.succeed(None)
 
