@@ -459,8 +459,11 @@ def feed(session, config, now: dt.datetime, modems: int = 1) -> list[int]:
     """Queue the next texts of the running broadcasts, as many as the outbox has room
     for; the ids of the texts queued. A broadcast with nobody left pending is done."""
     modems = max(1, modems)
+    # Locked, so a pause or cancel either waits for this feed to commit (and then takes
+    # back what it queued) or holds the row and is skipped here: a paused broadcast never
+    # gets texts queued after the pause (SQLite lets one writer in at a time anyway).
     running = list(session.scalars(select(Broadcast).where(Broadcast.status == "running")
-                                   .order_by(Broadcast.id)))
+                                   .order_by(Broadcast.id).with_for_update(skip_locked=True)))
     if not running or not in_window(config, now):
         return []
     room = _room(session, config, now, modems)

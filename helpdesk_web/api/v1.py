@@ -258,6 +258,31 @@ def broadcast(broadcast_id):
                    skipped=_skipped_list(broadcast_desk.skipped_numbers(db, row.id)))
 
 
+_ACTIONS = {"pause": broadcast_desk.pause, "resume": broadcast_desk.resume,
+            "cancel": broadcast_desk.cancel}
+
+
+@bp.route("/broadcasts/<id:broadcast_id>/<any(pause, resume, cancel):action>",
+          methods=("POST",))
+def change_broadcast(broadcast_id, action):
+    """pause (the texts still waiting in the outbox are taken back), resume, cancel:
+    200 with the status, 409 when the broadcast's status does not allow it."""
+    _require_role(broadcast_desk.BROADCASTERS, "change broadcasts")
+    db = get_db()
+    user_id = g.api_user.id if g.api_user is not None else None
+    try:
+        row = _ACTIONS[action](db, broadcast_id, user_id, via=f"api:{g.token.name}")
+    except LookupError:
+        abort(404, f"there is no broadcast {broadcast_id}")
+    except broadcast_desk.BroadcastError as e:
+        db.rollback()
+        abort(409, str(e))
+    db.commit()
+    progress = broadcast_desk.progress(db, row)
+    return jsonify(id=row.id, status=row.status, pending=progress.pending,
+                   in_outbox=progress.in_outbox, cancelled=progress.cancelled)
+
+
 def _ticket_query():
     return select(Ticket).options(joinedload(Ticket.contact), joinedload(Ticket.assignee))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import threading
 
 import pytest
 from sqlalchemy import func, select
@@ -233,6 +234,51 @@ def test_pause_takes_back_what_waits_and_resume_and_cancel_follow(db, config):
                          .order_by(AuditLog.id)).all()
     assert actions == ["broadcast.create", "broadcast.pause", "broadcast.resume",
                        "broadcast.cancel"]
+
+
+@pytest.mark.parametrize("first", ["feeder", "pause"])
+def test_a_pause_at_the_same_time_as_the_feeder_leaves_nothing_queued(
+        engine, sessionmaker, db, config, first):
+    if engine.dialect.name == "sqlite":
+        pytest.skip("SQLite lets one writer in at a time: a pause and a feed cannot overlap")
+    for i in range(6):
+        contact(db, f"+62812000000{i:02d}", tags="promo")
+    db.commit()
+    made, _ = make(db, config, tag="promo")
+    fed = []
+
+    def feed():
+        with sessionmaker() as session:
+            fed.extend(broadcasts.feed(session, config, NOON, modems=2))
+            session.commit()
+
+    def pause():
+        with sessionmaker() as session:
+            broadcasts.pause(session, made.id, None)
+            session.commit()
+
+    # One transaction is open (uncommitted) while the other runs in a second session.
+    with sessionmaker() as held:
+        if first == "feeder":
+            fed.extend(broadcasts.feed(held, config, NOON, modems=2))
+            assert fed  # queued, not yet committed
+            other = threading.Thread(target=pause)
+        else:
+            broadcasts.pause(held, made.id, None)
+            other = threading.Thread(target=feed)
+        other.start()
+        other.join(1.0)  # the pause waits for the feed's lock; the feed skips the pause's
+        held.commit()
+    other.join(60)
+    assert not other.is_alive()
+    db.expire_all()
+    assert db.get(Broadcast, made.id).status == "paused"
+    assert [m for m in outbox(db) if m.status == "queued"] == []
+    recipients = db.scalars(select(BroadcastRecipient.status).where(
+        BroadcastRecipient.broadcast_id == made.id)).all()
+    assert recipients == ["pending"] * 6
+    if first == "pause":
+        assert fed == []
 
 
 # --- the CLI -----------------------------------------------------------------------------

@@ -220,3 +220,25 @@ def test_a_viewers_token_reads_but_cannot_broadcast(client, db, group):
     assert response.status_code == 403 and "may not send broadcasts" in \
         response.get_json()["error"]
     assert client.get("/api/v1/broadcasts/1", headers=headers).status_code == 404
+
+
+def test_the_api_pauses_resumes_and_cancels_and_says_when_it_cannot(client, db, group,
+                                                                      api_headers):
+    made = client.post("/api/v1/broadcasts", headers=api_headers,
+                       json={"text": "Halo {name}", "group": group.name}).get_json()
+    base = f"/api/v1/broadcasts/{made['id']}"
+    paused = client.post(f"{base}/pause", headers=api_headers)
+    assert paused.status_code == 200 and paused.get_json()["status"] == "paused"
+    again = client.post(f"{base}/pause", headers=api_headers)
+    assert again.status_code == 409 and "is paused" in again.get_json()["error"]
+    assert client.post(f"{base}/resume", headers=api_headers).get_json()["status"] == "running"
+    cancelled = client.post(f"{base}/cancel", headers=api_headers).get_json()
+    assert (cancelled["status"], cancelled["cancelled"], cancelled["pending"]) == (
+        "cancelled", 2, 0)
+    assert client.post(f"{base}/resume", headers=api_headers).status_code == 409
+    assert client.post("/api/v1/broadcasts/999/pause", headers=api_headers).status_code == 404
+    assert client.post(f"{base}/restart", headers=api_headers).status_code == 404
+    actions = db.scalars(select(AuditLog.action).where(AuditLog.target_type == "broadcast")
+                         .order_by(AuditLog.id)).all()
+    assert actions == ["broadcast.create", "broadcast.pause", "broadcast.resume",
+                       "broadcast.cancel"]
