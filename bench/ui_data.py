@@ -275,7 +275,12 @@ def fill(url: str, tickets: int, messages: int, contacts: int, seed: int = 1,
                 contact = rng.randint(1, contacts)
                 tickets_meta.append((i, kind, contact, created))
                 updated = created + dt.timedelta(minutes=rng.randint(1, 3 * 24 * 60))
+                # Who waits for an answer: the new ones, and a third of the others open.
+                waiting = created if status == "new" else min(updated, now) if (
+                    status in OPEN_TICKET_STATUSES and i % 3 == 0) else None
                 yield {"id": i, "kind": kind, "status": status, "contact_id": contact,
+                       "waiting_since": waiting, "queue_since": waiting or created,
+                       "queue_rank": 2 if waiting else 6,  # normal priority
                        "subject": say(rng.choice(IN_TEXTS[kind]), rng, names[contact - 1] or "",
                                       i)[:200],
                        "assignee_id": rng.choice(operators) if status != "new" else None,

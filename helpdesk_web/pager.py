@@ -3,12 +3,19 @@
 Lists are newest first. `before=ID` pages back in time and `after=ID` forward; `next` is
 the value to pass again in the same parameter for the following page, None at the end.
 `limit` is the page's size. All three are bounded (helpdesk_web.bounds).
+
+A list in another order (the queue: who waits longest first) pages by a key instead
+(page_by_key): the cursor names a row's values of the order's columns, `before=KEY` goes
+down the list and `after=KEY` back up.
 """
 from __future__ import annotations
 
+import datetime as dt
+import re
 from dataclasses import dataclass
 
-from flask import request, url_for
+from flask import abort, request, url_for
+from sqlalchemy import DateTime, tuple_
 
 from helpdesk_web.bounds import MAX_ID, int_arg
 from helpdesk_web.db import get_db
@@ -81,3 +88,64 @@ def page_url(**cursor) -> str:
     """This list's address with its filters kept and another cursor, for a page link."""
     args = {k: v for k, v in request.args.items() if k not in CURSORS}
     return url_for(request.endpoint, **(request.view_args or {}), **{**args, **cursor})
+
+
+@dataclass(frozen=True)
+class KeyPage:
+    items: list
+    older: str | None  # the `before` for the page further down the list
+    newer: str | None  # the `after` for the page above this one
+    cursor: bool  # a cursor was given: this may not be the first page
+
+
+_KEY_PART = re.compile(r"\d{1,20}")
+_TIME = "%Y%m%d%H%M%S%f"
+
+
+def key_of(row, columns) -> str:
+    """A row's cursor: its values of `columns`, dot-separated (times as digits)."""
+    values = (getattr(row, c.key) for c in columns)
+    return ".".join(v.strftime(_TIME) if isinstance(v, dt.datetime) else str(int(v))
+                    for v in values)
+
+
+def _parse_key(name: str, columns) -> tuple | None:
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    parts = raw.split(".")
+    if len(parts) != len(columns) or not all(_KEY_PART.fullmatch(p) for p in parts):
+        abort(400, f"{name}={raw[:40]!r} is not a position in this list; "
+                   "follow the page links")
+    try:
+        return tuple(dt.datetime.strptime(p, _TIME) if isinstance(c.type, DateTime)
+                     else min(int(p), MAX_ID) for p, c in zip(parts, columns, strict=True))
+    except ValueError:
+        abort(400, f"{name}={raw[:40]!r} is not a position in this list; "
+                   "follow the page links")
+
+
+def page_by_key(query, columns) -> KeyPage:
+    """One page of `query` (a select of one entity, not yet ordered) in the ascending
+    order of `columns`, the last of which is unique (the id), so no row is skipped or
+    shown twice between pages however the rows before the cursor change."""
+    size = limit()
+    before, after = (_parse_key(name, columns) for name in CURSORS)
+    key = tuple_(*columns)
+    if after is not None:
+        query = query.where(key < tuple_(*after)).order_by(*(c.desc() for c in columns))
+    else:
+        if before is not None:
+            query = query.where(key > tuple_(*before))
+        query = query.order_by(*(c.asc() for c in columns))
+    rows = get_db().scalars(query.limit(size + 1)).unique().all()
+    more = len(rows) > size
+    rows = rows[:size]
+    if after is not None:
+        rows.reverse()
+        newer = key_of(rows[0], columns) if more else None
+        older = key_of(rows[-1], columns) if rows else request.args["after"]
+    else:
+        older = key_of(rows[-1], columns) if more else None
+        newer = key_of(rows[0], columns) if before is not None and rows else None
+    return KeyPage(rows, older, newer, before is not None or after is not None)

@@ -213,6 +213,7 @@ def make_ticket(db):
         db.add(message)
         db.flush()
         db.add(TicketEvent(ticket_id=ticket.id, kind="message_in", message_id=message.id))
+        ticket.waiting_since = message.created_at  # as the intake does: nobody answered yet
         db.commit()
         return ticket
     return make

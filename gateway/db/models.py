@@ -21,9 +21,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -186,6 +187,8 @@ class Ticket(Base):
                       Index(None, "status", "kind", "created_at", "first_response_at"),
                       # the queue by status and last change, and by assignee (migration 0009)
                       Index(None, "status", "updated_at"), Index(None, "assignee_id", "status"),
+                      # the queue's order, page after page (migration 0017)
+                      Index(None, "status", "queue_rank", "queue_since", "id"),
                       MYSQL)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), default="question")
@@ -200,9 +203,23 @@ class Ticket(Base):
     priority: Mapped[str] = mapped_column(String(8), default="normal", server_default="normal")
     # Set when this ticket was merged into another; it is closed and points there.
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
+    # Since when the customer waits for a person's answer: their first text after the
+    # last one (an acknowledgement is not an answer); None when nobody waits.
+    waiting_since: Mapped[dt.datetime | None] = mapped_column(DateTime)
+    # The queue's order, kept by queue_order() at every flush: waiting customers first,
+    # then by priority (0..7), then the longest wait or the oldest ticket.
+    queue_rank: Mapped[int] = mapped_column(SmallInteger, default=6, server_default="6")
+    queue_since: Mapped[dt.datetime | None] = mapped_column(DateTime, default=utcnow)
 
     contact: Mapped[Contact] = relationship()
     assignee: Mapped[User | None] = relationship()
+
+    def queue_order(self) -> None:
+        self.created_at = self.created_at or utcnow()
+        urgency = TICKET_PRIORITIES.index(self.priority) if self.priority in \
+            TICKET_PRIORITIES else 1
+        self.queue_rank = (0 if self.waiting_since is not None else 4) + 3 - urgency
+        self.queue_since = self.waiting_since or self.created_at
 
     @property
     def number(self) -> str:
@@ -596,3 +613,14 @@ class DailySummary(Base):
     day: Mapped[dt.date] = mapped_column(Date, primary_key=True)
     queued_at: Mapped[dt.datetime] = mapped_column(DateTime)
     recipients: Mapped[int] = mapped_column(Integer)
+
+
+@event.listens_for(Session, "before_flush")
+def _queue_order(session, _context, _instances) -> None:
+    """Every ticket written carries its place in the queue, whatever changed it."""
+    for row in session.new:
+        if isinstance(row, Ticket):
+            row.queue_order()
+    for row in session.dirty:
+        if isinstance(row, Ticket):
+            row.queue_order()

@@ -246,7 +246,7 @@ def incoming_call(session, uniqueid: str, raw_number: str | None, region: str,
         ticket_id = session.execute(insert(Ticket).values(
             kind="call", status="new", contact_id=contact_id, assignee_id=owner_id,
             subject=f"Panggilan telepon dari {name or number}"[:200],
-            created_at=now, updated_at=now)).inserted_primary_key[0]
+            created_at=now, updated_at=now, queue_since=now)).inserted_primary_key[0]
         session.execute(insert(TicketEvent).values(ticket_id=ticket_id, kind="created",
                                                    created_at=now, detail="telephone call"))
     call_id = session.execute(insert(Call).values(

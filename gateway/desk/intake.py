@@ -77,6 +77,8 @@ class Inbound:
         self.message.ticket = ticket
         if ticket.id is not None:
             ticket.updated_at = utcnow()
+        if ticket.waiting_since is None:  # the customer waits from their first text on
+            ticket.waiting_since = self.message.created_at or utcnow()
         self.session.add(TicketEvent(ticket=ticket, kind=kind, message=self.message))
         return ticket
 

@@ -41,10 +41,12 @@ def queue_message(session, number: str, text: str, *, ticket_id=None, user_id=No
                       ticket_id=ticket_id, user_id=user_id, contact_id=contact_id, modem=modem,
                       created_at=utcnow())
     session.add(message)
-    if ticket_id is not None and user_id is not None:
+    if ticket_id is not None and user_id is not None:  # a person's answer
         ticket = session.get(Ticket, ticket_id)
-        if ticket is not None and ticket.first_response_at is None:
-            ticket.first_response_at = message.created_at
+        if ticket is not None:
+            ticket.waiting_since = None
+            if ticket.first_response_at is None:
+                ticket.first_response_at = message.created_at
     if flush:
         session.flush()
     return message

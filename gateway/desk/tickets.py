@@ -33,7 +33,6 @@ from gateway.db.models import (
 from gateway.desk.users import audit
 
 PRIORITIES = TICKET_PRIORITIES
-PRIORITY_RANK = {p: i for i, p in enumerate(PRIORITIES)}  # urgent is the highest
 CLOSED = ("resolved", "closed")
 MAX_NOTE = 4000
 MAX_TITLE = 100
@@ -68,6 +67,7 @@ def set_status(session, ticket: Ticket, status: str, actor_id) -> bool:
     old, ticket.status = ticket.status, status
     if status in CLOSED:
         ticket.closed_at = ticket.closed_at or utcnow()
+        ticket.waiting_since = None  # a text that reopens it starts a new wait
     else:
         ticket.closed_at = None
     detail = {"from": old, "to": status}
@@ -182,6 +182,9 @@ def merge(session, source: Ticket, target_id: int, actor_id) -> Ticket:
             target.first_response_at is None
             or source.first_response_at < target.first_response_at):
         target.first_response_at = source.first_response_at
+    if source.waiting_since is not None and source.status not in CLOSED and (
+            target.waiting_since is None or source.waiting_since < target.waiting_since):
+        target.waiting_since = source.waiting_since
     if target.status in CLOSED:  # a resolved ticket that gets more texts is open again
         set_status(session, target, "open", actor_id)
     source.merged_into_id = target.id
@@ -332,21 +335,3 @@ def delete_canned(session, canned_id: int, actor_id) -> None:
     audit(session, actor_id, "canned.delete", "canned_response", row.id,
           {"title": row.title, "body": row.body})
     session.delete(row)
-
-
-# -- the queue's order -----------------------------------------------------------------
-
-def waiting_since(last_in: dt.datetime | None, last_out: dt.datetime | None
-                  ) -> dt.datetime | None:
-    """Since when the customer waits for an answer: their last text, if no answer
-    followed it; None when the last word was ours."""
-    if last_in is None or (last_out is not None and last_out >= last_in):
-        return None
-    return last_in
-
-
-def queue_key(ticket: Ticket, waiting: dt.datetime | None):
-    """Sort key: customers waiting for an answer first, then by priority, then the
-    longest wait (or the oldest ticket)."""
-    return (waiting is None, -PRIORITY_RANK.get(ticket.priority, 1),
-            waiting or ticket.created_at, ticket.id)

@@ -48,6 +48,7 @@ AGES = {"1h": dt.timedelta(hours=1), "4h": dt.timedelta(hours=4),
 # often hold the word more than once; too few costs one more query, not a wrong page.
 SEARCH_READ_AHEAD = 4
 DELIVERY = ("queued", "sending", "sent", "delivered", "failed", "unknown")
+QUEUE_ORDER = (Ticket.queue_rank, Ticket.queue_since, Ticket.id)  # migration 0017
 
 
 def _assignees(db) -> list[User]:
@@ -82,28 +83,24 @@ def index():
     if age in AGES:
         query = query.where(Ticket.created_at < utcnow() - AGES[age])
     db = get_db()
-    found = _search_page(db, query, q) if q else pager.page(query, Ticket.id)
+    # A search answers newest first, so that each page continues the last; the queue
+    # comes in its own order, page after page: the customers waiting for an answer
+    # first, then by priority, then the longest wait (Ticket.queue_order).
+    found = _search_page(db, query, q) if q else pager.page_by_key(query, QUEUE_ORDER)
+    rows = found.items
     last = {}
-    if found.items:
-        for ticket_id, direction, at in db.execute(
-                select(Message.ticket_id, Message.direction, func.max(Message.created_at))
-                .where(Message.ticket_id.in_([t.id for t in found.items]))
-                .group_by(Message.ticket_id, Message.direction)):
-            last[ticket_id, direction] = at
-    waiting = {t.id: desk.waiting_since(last.get((t.id, "in")), last.get((t.id, "out")))
-               for t in found.items}
-    # A search answers newest first, so that each page continues the last. The queue:
-    # the pager keeps pages stable by id; within a page, what needs an answer comes first
-    # (across pages it would need the order stored on tickets: docs/benchmarks-ui.md).
-    rows = found.items if q else sorted(found.items,
-                                        key=lambda t: desk.queue_key(t, waiting[t.id]))
+    if rows:
+        for ticket_id, at in db.execute(
+                select(Message.ticket_id, func.max(Message.created_at))
+                .where(Message.ticket_id.in_([t.id for t in rows]))
+                .group_by(Message.ticket_id)):
+            last[ticket_id] = at
+    waiting = {t.id: t.waiting_since for t in rows}
     targets, now = desk.sla_targets(db), utcnow()
     clocks = {t.id: desk.sla_clock(t, targets.get(t.kind), now).next for t in rows}
     return render_template(
         "tickets/list.html", page=found, rows=rows, waiting=waiting, now=now,
-        clocks=clocks,
-        last={t.id: max(filter(None, (last.get((t.id, "in")), last.get((t.id, "out")))),
-                        default=None) for t in found.items},
+        clocks=clocks, last=last,
         status=status, kind=kind, assignee=assignee, age=age, priority=priority, q=q,
         statuses=STATUSES, kinds=KINDS, priorities=PRIORITIES, ages=AGES,
         users=_assignees(db), can_write=g.user.role in WRITERS)

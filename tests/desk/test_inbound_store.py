@@ -203,3 +203,37 @@ def test_quarantine_keeps_a_text_with_a_nul(sessionmaker):
     assert result.messages == [message.id]
     assert message.text == "\ufffd" * 4 and message.number == "+62812\ufffd"
     assert message.attention == "reader \ufffd failed"
+
+
+def test_a_ticket_waits_from_the_customers_first_unanswered_text_until_a_person_answers(
+        sessionmaker, store):
+    from gateway.desk import tickets
+    from gateway.desk.outbox import queue_message
+    from gateway.desk.users import create_user
+
+    def ticket():
+        with sessionmaker() as s:
+            return s.scalars(select(Ticket)).one()
+
+    store([part("KOMPLAIN pulsa belum masuk")])
+    [first] = inbound(sessionmaker)
+    assert len(outbound(sessionmaker)) == 1  # the acknowledgement is no answer
+    assert ticket().waiting_since == first.created_at
+    assert (ticket().queue_rank, ticket().queue_since) == (2, first.created_at)
+    store([part("halo? masih belum", location=2, when=T0 + dt.timedelta(minutes=5))],
+          now=T0 + dt.timedelta(minutes=5))
+    assert ticket().waiting_since == first.created_at  # still waiting since the first
+    with sessionmaker.begin() as s:
+        ani = create_user(s, "ani", "operator", "ani-password-1")
+        row = s.get(Ticket, first.ticket_id)
+        queue_message(s, "+6281234567890", "Sedang kami cek, Kak", ticket_id=row.id,
+                      user_id=ani.id)
+    assert ticket().waiting_since is None
+    assert (ticket().queue_rank, ticket().queue_since) == (6, ticket().created_at)
+    store([part("terima kasih, sudah masuk", location=3, when=T0 + dt.timedelta(minutes=9))],
+          now=T0 + dt.timedelta(minutes=9))
+    third = inbound(sessionmaker)[-1]
+    assert third.ticket_id == first.ticket_id and ticket().waiting_since == third.created_at
+    with sessionmaker.begin() as s:
+        tickets.set_status(s, s.get(Ticket, first.ticket_id), "resolved", None)
+    assert ticket().waiting_since is None and ticket().queue_rank == 6

@@ -6,6 +6,8 @@ database the suite runs on.
 """
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -14,7 +16,7 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import text
 
 from gateway.db import schema
-from gateway.db.models import Base
+from gateway.db.models import Base, Contact, Message, User
 
 # What the migrations make that the models do not describe, on purpose: the full-text
 # indexes gateway/desk/search.py reads by name (SQLite's FTS5 tables and their shadow
@@ -69,6 +71,47 @@ def test_every_migration_can_be_undone_and_done_again(engine):
         # The walk back leaves MariaDB an index for a foreign key that a fresh schema
         # lacks: no version, so the next test builds the schema anew (tests/conftest.py).
         with engine.begin() as conn:
+            conn.execute(text("DELETE FROM alembic_version"))
+
+
+def test_0017_finds_who_waits_from_the_texts_of_an_upgraded_database(engine):
+    """Tickets made before 0017: waiting since the first text after a person's answer
+    (an acknowledgement is no answer), and the queue's key from that wait."""
+    config = schema._alembic_config(engine)
+    try:
+        command.downgrade(config, "0016")
+        with engine.begin() as conn:
+            # contacts, users and messages are as 0016 left them: the models' defaults fit
+            conn.execute(Contact.__table__.insert().values(id=1, phone="+6281200000001"))
+            conn.execute(User.__table__.insert().values(id=1, name="ani", role="operator",
+                                                        password_hash="x"))
+            for ticket, status, priority in ((1, "open", "normal"), (2, "new", "urgent"),
+                                             (3, "closed", "normal")):
+                conn.execute(text(
+                    "INSERT INTO tickets (id, kind, status, subject, contact_id, created_at, "
+                    "updated_at, priority) VALUES (:t, 'question', :s, '', 1, "
+                    "'2026-11-01 08:00:00', '2026-11-01 08:00:00', :p)"),
+                    {"t": ticket, "s": status, "p": priority})
+            texts = [  # ticket, direction, user, minute
+                (1, "in", None, 0), (1, "out", None, 1), (1, "out", 1, 5), (1, "in", None, 7),
+                (1, "in", None, 9),                      # 1 waits since 08:07
+                (2, "in", None, 2), (2, "out", None, 3),  # 2 waits since 08:02 (an ack)
+                (3, "in", None, 4)]                       # 3 is closed: nobody waits
+            for ticket, direction, user, minute in texts:
+                conn.execute(Message.__table__.insert().values(
+                    direction=direction, number="+6281200000001", text="x", status="sent",
+                    ticket_id=ticket, user_id=user,
+                    created_at=dt.datetime(2026, 11, 1, 8, minute)))
+        command.upgrade(config, "heads")
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT id, waiting_since, queue_rank, queue_since "
+                                     "FROM tickets ORDER BY id")).all()
+        found = [(i, str(w)[:16] if w else None, r, str(q)[:16]) for i, w, r, q in rows]
+        assert found == [(1, "2026-11-01 08:07", 2, "2026-11-01 08:07"),
+                         (2, "2026-11-01 08:02", 0, "2026-11-01 08:02"),
+                         (3, None, 6, "2026-11-01 08:00")]
+    finally:
+        with engine.begin() as conn:  # as above: the next test builds the schema anew
             conn.execute(text("DELETE FROM alembic_version"))
 
 

@@ -267,17 +267,14 @@ def test_canned_responses_saved_changed_and_deleted_with_audit(db, people):
 
 def test_queue_order_puts_waiting_customers_and_urgent_tickets_first(db):
     now = utcnow()
-    answered = Ticket(id=1, priority="urgent", created_at=now)
-    old_wait = Ticket(id=2, priority="normal", created_at=now)
-    new_wait = Ticket(id=3, priority="normal", created_at=now)
-    urgent_wait = Ticket(id=4, priority="urgent", created_at=now)
-    waiting = {
-        1: tickets.waiting_since(now - dt.timedelta(hours=2), now - dt.timedelta(hours=1)),
-        2: tickets.waiting_since(now - dt.timedelta(hours=3), None),
-        3: tickets.waiting_since(now - dt.timedelta(minutes=5), now - dt.timedelta(hours=1)),
-        4: tickets.waiting_since(now - dt.timedelta(minutes=1), None),
-    }
-    assert waiting[1] is None
-    order = sorted([answered, old_wait, new_wait, urgent_wait],
-                   key=lambda t: tickets.queue_key(t, waiting[t.id]))
-    assert [t.id for t in order] == [4, 2, 3, 1]
+    hours = dt.timedelta(hours=1)
+    rows = [Ticket(id=1, priority="urgent", created_at=now - 9 * hours),  # answered
+            Ticket(id=2, priority="normal", created_at=now, waiting_since=now - 3 * hours),
+            Ticket(id=3, priority="normal", created_at=now, waiting_since=now - hours / 12),
+            Ticket(id=4, priority="urgent", created_at=now, waiting_since=now - hours / 60),
+            Ticket(id=5, priority="low", created_at=now - 9 * hours, waiting_since=now),
+            Ticket(id=6, priority="normal", created_at=now - 9 * hours)]  # answered
+    for row in rows:
+        row.queue_order()
+    order = sorted(rows, key=lambda t: (t.queue_rank, t.queue_since, t.id))
+    assert [t.id for t in order] == [4, 2, 3, 5, 1, 6]

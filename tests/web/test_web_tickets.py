@@ -87,11 +87,47 @@ def test_queue_shows_waiting_customers_and_urgent_first(client, auth, db, make_t
     waiting = make_ticket(phone="+6281200000002")
     urgent = make_ticket(phone="+6281200000003")
     db.get(Ticket, urgent.id).priority = "urgent"
-    db.add(Message(direction="out", number="+6281200000001", text="Baik", status="sent",
-                   ticket_id=answered.id, created_at=utcnow() + dt.timedelta(seconds=1)))
     db.commit()
     auth.login()
-    assert listed(page(client.get("/tickets"))) == [urgent.id, waiting.id, answered.id]
+    reply = auth.post(f"/tickets/{answered.id}/reply", {"text": "Baik, kami cek"})
+    assert reply.status_code in (302, 303)
+    html = page(client.get("/tickets"))
+    assert listed(html) == [urgent.id, waiting.id, answered.id]
+    assert html.count(' waiting">') == 2  # the two rows marked as waiting
+
+
+def test_the_queue_keeps_its_order_page_after_page_and_back(client, auth, db, make_ticket):
+    now = utcnow()
+    made = []
+    for i in range(8):  # waits of 8..1 hours; every third one answered; two urgent
+        ticket = db.get(Ticket, make_ticket(phone=f"+62812000001{i:02d}").id)
+        ticket.waiting_since = None if i % 3 == 2 else now - dt.timedelta(hours=8 - i)
+        ticket.priority = "urgent" if i in (4, 5) else "normal"
+        made.append(ticket)
+    db.commit()
+    expected = [t.id for t in sorted(made, key=lambda t: (
+        t.waiting_since is None, t.priority != "urgent", t.waiting_since or t.created_at, t.id))]
+    auth.login()
+    pages, url = [], "/tickets?limit=3"
+    while url:
+        html = page(client.get(url))
+        pages.append(listed(html))
+        found = re.search(r'href="([^"]*before=[^"]*)" rel="next"', html)
+        url = found.group(1).replace("&amp;", "&") if found else None
+    assert [len(p) for p in pages] == [3, 3, 2]
+    assert [i for p in pages for i in p] == expected
+    # back up from the last page: the one before it, as it was
+    back = re.search(r'href="([^"]*after=[^"]*)" rel="prev"', html).group(1).replace("&amp;", "&")
+    assert listed(page(client.get(back))) == pages[1]
+    # a ticket answered meanwhile moves down without the next page skipping anyone
+    first = page(client.get("/tickets?limit=3"))
+    nxt = re.search(r'href="([^"]*before=[^"]*)" rel="next"', first).group(1).replace("&amp;", "&")
+    db.get(Ticket, expected[0]).waiting_since = None
+    db.commit()
+    assert listed(page(client.get(nxt)))[:3] == expected[3:6]
+    for bad in ("x", "1.2", "1.2.3.4", "9.99999999999999999999.5"):
+        answer = client.get(f"/tickets?before={bad}")
+        assert answer.status_code == 400 and b"follow the page links" in answer.data
 
 
 def test_claim_from_the_queue_returns_to_the_list_and_is_audited(client, auth, db,
