@@ -83,6 +83,9 @@ def ticket_dict(t: Ticket) -> dict:
         "assignee": t.assignee.name if t.assignee is not None else None,
         "created_at": iso(t.created_at),
         "first_response_at": iso(t.first_response_at),
+        "priority": t.priority,
+        # since when the customer waits for a person's answer; null when nobody waits
+        "waiting_since": iso(t.waiting_since),
     }
 
 

@@ -140,6 +140,8 @@ def test_message_and_ticket_have_the_contract_fields(client, db, make_ticket, ma
                                "name": "Budi"}
     assert body["assignee"] == "ani"
     assert body["first_response_at"] is None
+    assert body["priority"] == "normal"
+    assert body["waiting_since"].endswith("+00:00")  # nobody has answered the customer
     assert get(client, "/api/v1/tickets", api_headers).json["items"] == [body]
 
 
