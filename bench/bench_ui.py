@@ -115,7 +115,7 @@ class Client:
         self.port, self.cookie = port, cookie
         self.conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
-    def request(self, method: str, path: str, body: str | None = None) -> tuple[int, bytes, dict]:
+    def request(self, method: str, path: str, body: str | None = None) -> tuple[int, bytes, http.client.HTTPMessage]:
         headers = {"Cookie": self.cookie} if self.cookie else {}
         if body is not None:
             headers["Content-Type"] = "application/x-www-form-urlencoded"
@@ -124,7 +124,7 @@ class Client:
                 self.conn.request(method, path, body=body, headers=headers)
                 answer = self.conn.getresponse()
                 data = answer.read()
-                return answer.status, data, dict(answer.getheaders())
+                return answer.status, data, answer.headers  # names in any case (HAProxy)
             except (http.client.HTTPException, OSError):
                 self.conn.close()
                 self.conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)

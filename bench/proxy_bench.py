@@ -102,17 +102,8 @@ def stop(proc: subprocess.Popen) -> None:
         proc.wait()
 
 
-class ProxiedClient(Client):
-    """bench_ui's client, reading header names in any case: HAProxy sends them lower-case
-    (as HTTP allows), bench_ui looks up "Set-Cookie"."""
-
-    def request(self, method, path, body=None):
-        status, data, headers = super().request(method, path, body)
-        return status, data, {name.title(): value for name, value in headers.items()}
-
-
 def run_case(name: str, port: int, facts: dict, args) -> dict:
-    client = ProxiedClient(port)
+    client = Client(port)
     client.log_in(facts["user"], facts["password"])
     single = alone(port, client.cookie, "/tickets")
     load(port, client.cookie, "/tickets", args.clients, args.warmup, args.think)
