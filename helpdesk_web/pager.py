@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 
 from flask import abort, request, url_for
+from flask_babel import gettext as _
 from sqlalchemy import DateTime, tuple_
 
 from helpdesk_web.bounds import MAX_ID, int_arg
@@ -102,6 +103,10 @@ _KEY_PART = re.compile(r"\d{1,20}")
 _TIME = "%Y%m%d%H%M%S%f"
 
 
+def _no_such_page():
+    abort(400, _("This page of the list does not exist; open the list again."))
+
+
 def key_of(row, columns) -> str:
     """A row's cursor: its values of `columns`, dot-separated (times as digits)."""
     values = (getattr(row, c.key) for c in columns)
@@ -115,14 +120,12 @@ def _parse_key(name: str, columns) -> tuple | None:
         return None
     parts = raw.split(".")
     if len(parts) != len(columns) or not all(_KEY_PART.fullmatch(p) for p in parts):
-        abort(400, f"{name}={raw[:40]!r} is not a position in this list; "
-                   "follow the page links")
+        _no_such_page()
     try:
         return tuple(dt.datetime.strptime(p, _TIME) if isinstance(c.type, DateTime)
                      else min(int(p), MAX_ID) for p, c in zip(parts, columns, strict=True))
     except ValueError:
-        abort(400, f"{name}={raw[:40]!r} is not a position in this list; "
-                   "follow the page links")
+        _no_such_page()
 
 
 def page_by_key(query, columns) -> KeyPage:

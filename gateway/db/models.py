@@ -203,8 +203,8 @@ class Ticket(Base):
     priority: Mapped[str] = mapped_column(String(8), default="normal", server_default="normal")
     # Set when this ticket was merged into another; it is closed and points there.
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("tickets.id"))
-    # Since when the customer waits for a person's answer: their first text after the
-    # last one (an acknowledgement is not an answer); None when nobody waits.
+    # Since when the customer waits for a person's answer: their first text after a
+    # person last answered (an acknowledgement is no answer); None when nobody waits.
     waiting_since: Mapped[dt.datetime | None] = mapped_column(DateTime)
     # The queue's order, kept by queue_order() at every flush: waiting customers first,
     # then by priority (0..7), then the longest wait or the oldest ticket.

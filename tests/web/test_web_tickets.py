@@ -127,7 +127,7 @@ def test_the_queue_keeps_its_order_page_after_page_and_back(client, auth, db, ma
     assert listed(page(client.get(nxt)))[:3] == expected[3:6]
     for bad in ("x", "1.2", "1.2.3.4", "9.99999999999999999999.5"):
         answer = client.get(f"/tickets?before={bad}")
-        assert answer.status_code == 400 and b"follow the page links" in answer.data
+        assert answer.status_code == 400 and b"open the list again" in answer.data
 
 
 def test_claim_from_the_queue_returns_to_the_list_and_is_audited(client, auth, db,

@@ -17,6 +17,7 @@ down_revision = "0016"
 branch_labels = None
 depends_on = None
 
+
 def upgrade():
     # Plain ADD COLUMNs, as in 0015: SQLite keeps the table, InnoDB adds them in place.
     op.add_column("tickets", sa.Column("waiting_since", sa.DateTime(), nullable=True))
