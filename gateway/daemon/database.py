@@ -245,9 +245,10 @@ class OutboxComponent(_Component):
         return self.run(outbox.finish, outcome, now, max_attempts, node, claim_next, slot,
                         peers)
 
-    def beat(self, node: str, now, lease: float) -> defer.Deferred:
-        """This host is alive; take over from dead ones: fires with an outbox.Beat."""
-        return self.run(outbox.beat, node, now, lease)
+    def beat(self, node: str, now, lease: float, held=()) -> defer.Deferred:
+        """This host is alive; take over from dead ones and queue again this host's
+        lost claims (not in `held`): fires with an outbox.Beat."""
+        return self.run(outbox.beat, node, now, lease, tuple(held))
 
 
 class ModemsComponent(_Component):

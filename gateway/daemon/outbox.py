@@ -62,6 +62,9 @@ class OutboxDispatcher(Periodic):
         # conflict past its retries): written again every round, so a text this host
         # sent never stays `sending` while the host lives (README rule 4).
         self.unrecorded: dict[int, tuple[object, Outcome]] = {}
+        # Texts claimed and in hand (being sent, or sent and not yet recorded): what the
+        # beat must not take for a lost claim.
+        self.in_hand: set[int] = set()
 
     @defer.inlineCallbacks
     def step(self):
@@ -79,7 +82,8 @@ class OutboxDispatcher(Periodic):
         from those whose lease ran out."""
         self._beat_due = self.clock.seconds() + self.lease / 4
         try:
-            result = yield self.db.outbox.beat(self.node, utcnow(self.clock), self.lease)
+            result = yield self.db.outbox.beat(self.node, utcnow(self.clock), self.lease,
+                                               self.in_hand)
         except Exception:
             log.exception("outbox: could not tell the other gateway hosts this one is alive")
             return
@@ -91,6 +95,10 @@ class OutboxDispatcher(Periodic):
             log.warning("gateway host %s stopped beating over %g s ago; the %d text(s) it "
                         "was sending are now unknown (it may have sent them)", host,
                         self.lease, count)
+        if result.released:
+            log.warning("outbox: %d text(s) claimed by this host whose claim's answer was "
+                        "lost (a broken database connection) are queued again; no modem "
+                        "had them", result.released)
 
     @defer.inlineCallbacks
     def record_again(self):
@@ -104,6 +112,7 @@ class OutboxDispatcher(Periodic):
                 log.debug("text %d: recording %s failed again: %s", message_id, outcome.kind, e)
                 continue
             del self.unrecorded[message_id]
+            self.in_hand.discard(message_id)
             log.warning("text %d to %s: %s recorded at last; it is %s", message_id,
                         item.number, outcome.kind, status)
 
@@ -128,6 +137,7 @@ class OutboxDispatcher(Periodic):
                 log.exception("outbox: claiming texts failed; will try again")
                 break
             total += len(claimed)
+            self.in_hand.update(item.id for item in claimed)
             for item in claimed:
                 self._start(item)
             if len(claimed) < len(free):
@@ -260,6 +270,8 @@ class OutboxDispatcher(Periodic):
                           "and is written again each round", item.id, item.number,
                           outcome.kind)
             return None
+        self.in_hand.discard(item.id)
+        self.in_hand.update(c.id for c in claimed)
         if outcome.kind == "retry":
             log.info("text %d to %s: %s; now %s", item.id, item.number, outcome.error, status)
         return claimed[0] if claimed else None

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import bindparam, case, insert, or_, select, update
@@ -122,13 +123,20 @@ class Beat:
     slot: int
     peers: int
     taken_over: dict[str, int]  # dead host -> texts it left `sending`, now unknown
+    released: int = 0  # this host's lost claims, queued again
 
 
-def beat(session, node: str, now: dt.datetime, lease: float) -> Beat:
+def beat(session, node: str, now: dt.datetime, lease: float,
+         held: Iterable[int] = ()) -> Beat:
     """This host is alive (its row in gateway_nodes says when); hosts silent for longer
     than their lease are dead: what they left `sending` may or may not have gone out,
     so it becomes `unknown` (rule 4: never sent twice), and their share of the queue
-    goes to the living. Queued texts need no hand-over: any host claims them."""
+    goes to the living. Queued texts need no hand-over: any host claims them.
+
+    `held` are the texts this host's dispatcher has in hand (claimed and not yet
+    recorded). A text `sending` under this host's name for longer than a lease that is
+    not among them was claimed by a transaction whose answer never came back (the
+    connection broke after the COMMIT): no modem was handed it, so it is queued again."""
     row = session.get(GatewayNode, node)
     if row is None:
         session.add(GatewayNode(name=node, started_at=now, seen_at=now, lease=lease))
@@ -152,7 +160,17 @@ def beat(session, node: str, now: dt.datetime, lease: float) -> Beat:
             .execution_options(synchronize_session=False)).rowcount
         if count:
             taken[n.name] = count
-    return Beat(alive.index(node), len(alive), taken)
+    released = session.execute(
+        update(Message)
+        .where(Message.direction == "out", Message.status == "sending",
+               Message.claimed_by == node, Message.id.not_in(list(held)),
+               Message.claimed_at < now - dt.timedelta(seconds=lease))
+        .values(status="queued", claimed_by=None,
+                last_error="claimed, but the database's answer was lost; it never reached "
+                           "a modem, so it was queued again",
+                attempts=case((Message.attempts > 0, Message.attempts - 1), else_=0))
+        .execution_options(synchronize_session=False)).rowcount
+    return Beat(alive.index(node), len(alive), taken, released)
 
 
 def _set(session, ids: list[int], expect: str | None = None, **values) -> int:

@@ -64,13 +64,14 @@ def test_a_host_silent_past_its_lease_has_its_texts_in_flight_marked_unknown(db)
     assert outbox.beat(db, "b", start, 10) == outbox.Beat(1, 2, {})
     db.commit()
     queue(db, 4)
-    assert len(outbox.claim(db, "a", start, 2, 0, 2)) == 2
+    in_hand = [item.id for item in outbox.claim(db, "a", start, 2, 0, 2)]
+    assert len(in_hand) == 2
     assert len(outbox.claim(db, "b", start, 2, 1, 2)) == 2
     db.commit()
     # b beats no more; within its lease nothing happens to its texts
-    soon = outbox.beat(db, "a", start + dt.timedelta(seconds=9), 10)
+    soon = outbox.beat(db, "a", start + dt.timedelta(seconds=9), 10, in_hand)
     assert (soon.peers, soon.taken_over) == (2, {})
-    later = outbox.beat(db, "a", start + dt.timedelta(seconds=11), 10)
+    later = outbox.beat(db, "a", start + dt.timedelta(seconds=11), 10, in_hand)
     db.commit()
     assert later == outbox.Beat(0, 1, {"b": 2})
     db.expire_all()
@@ -82,5 +83,31 @@ def test_a_host_silent_past_its_lease_has_its_texts_in_flight_marked_unknown(db)
     assert all("host b stopped answering" in m.last_error for m in theirs)
     # b comes back: it is counted again, and nothing more is taken
     back = outbox.beat(db, "b", start + dt.timedelta(seconds=12), 10)
-    assert (back.slot, back.peers, back.taken_over) == (1, 2, {})
+    assert (back.slot, back.peers, back.taken_over, back.released) == (1, 2, {}, 0)
     assert db.get(GatewayNode, "b").started_at == start
+
+
+def test_a_claim_whose_answer_was_lost_is_queued_again_by_its_own_host(db):
+    """The COMMIT of a claim went through but the connection broke before its answer:
+    the host never had those texts, so after a lease its beat queues them again, and
+    leaves alone what it has in hand and what it claimed just now."""
+    start = utcnow().replace(microsecond=0)
+    outbox.beat(db, "a", start, 10)
+    queue(db, 3)
+    lost = [item.id for item in outbox.claim(db, "a", start, 2)]
+    db.commit()
+    in_hand = lost[:1]  # the dispatcher got the first, the second's answer was lost
+    young = [item.id for item in outbox.claim(db, "a", start + dt.timedelta(seconds=8), 1)]
+    db.commit()
+    result = outbox.beat(db, "a", start + dt.timedelta(seconds=11), 10, in_hand)
+    db.commit()
+    assert result.released == 1
+    db.expire_all()
+    rows = {m.id: m for m in db.scalars(select(Message))}
+    assert rows[lost[0]].status == "sending" and rows[young[0]].status == "sending"
+    again = rows[lost[1]]
+    assert (again.status, again.claimed_by, again.attempts) == ("queued", None, 0)
+    assert "queued again" in again.last_error
+    # and it goes out as any queued text does, once
+    assert [item.id for item in outbox.claim(db, "a", start + dt.timedelta(seconds=12), 5)] \
+        == [lost[1]]

@@ -16,7 +16,7 @@ from twisted.internet import task
 
 from gateway.daemon.database import Database
 from gateway.daemon.inbound import InboundPoller, MultipartSweeper
-from gateway.db.models import Message, MessagePart, Payment, ReplyTemplate, Ticket
+from gateway.db.models import Message, MessagePart, Payment, ReplyTemplate, Ticket, utcnow
 from gateway.desk import intake, replies
 from gateway.modem import simulator as sim
 from gateway.modem.translate import raw_part
@@ -327,6 +327,7 @@ def test_an_outcome_that_cannot_be_recorded_is_logged_and_written_again(
     assert "recording that failed" in record.getMessage()
     assert "the row went missing" in caplog.text  # with its traceback
 
+    assert dispatcher.in_hand == {first}  # sent, not yet recorded: no lost claim
     # The next round fails again, and the text stays `sending`, never sent twice ...
     dispatcher.step()
     assert _out(sessionmaker)["satu"].status == "sending" and first in dispatcher.unrecorded
@@ -335,3 +336,25 @@ def test_an_outcome_that_cannot_be_recorded_is_logged_and_written_again(
     dispatcher.step()
     satu = _out(sessionmaker)["satu"]
     assert satu.status == "sent" and satu.attempts == 1 and not dispatcher.unrecorded
+    assert dispatcher.in_hand == set()
+
+
+def test_a_claim_whose_answer_was_lost_goes_back_to_the_queue_after_a_lease(
+        worker, db, config, clock, sessionmaker):
+    """The claim's COMMIT went through, its answer did not: the row says this host is
+    sending it, the dispatcher never had it. Its beat queues it again; it is sent once."""
+    from gateway.daemon.outbox import OutboxDispatcher
+
+    [lost] = _queue_out(sessionmaker, [("+6281111111111", "hilang")])
+    with sessionmaker.begin() as s:
+        s.get(Message, lost).status, s.get(Message, lost).claimed_by = "sending", "test"
+        s.get(Message, lost).claimed_at, s.get(Message, lost).attempts = utcnow(clock), 1
+    dispatcher = OutboxDispatcher([worker], db, config, clock, node="test")
+    dispatcher.beat()
+    assert _out(sessionmaker)["hilang"].status == "sending"  # within the lease: maybe ours
+    clock.advance(dispatcher.lease + 1)
+    dispatcher.beat()
+    assert _out(sessionmaker)["hilang"].status == "queued"
+    dispatcher.dispatch()
+    again = _out(sessionmaker)["hilang"]
+    assert (again.status, again.attempts) == ("sent", 1)
