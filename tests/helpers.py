@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -111,3 +113,25 @@ def screenshot(browser, name: str) -> None:
 def page(response) -> str:
     """A Flask test response's body as text."""
     return response.get_data(as_text=True)
+
+
+def haproxy() -> str:
+    """HAProxy's binary; the test fails, never skips, without it."""
+    import pytest
+
+    found = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
+    if not found:
+        pytest.fail("haproxy is missing: run `sh tests/system-deps.sh test` (as root it "
+                    "installs it; `make test` runs it first)", pytrace=False)
+    return found
+
+
+def haproxy_for_tests(text: str) -> str:
+    """A shipped HAProxy configuration logging to its stderr; as a non-root user without
+    the chroot and user switch, which need root. Everything else as shipped."""
+    text = re.sub(r"(?m)^\s*log /dev/log.*\n", "", text)
+    text = text.replace("global\n", "global\n    log stderr format raw local0 info\n", 1)
+    if os.geteuid() != 0:
+        text = re.sub(r"(?m)^\s*(chroot|user|group) .*\n", "", text)
+    return text
+

@@ -17,10 +17,20 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from galera import GaleraCluster
-from helpers import HELPDESK, api, free_port, helpdesk, start, wait_for
+from helpers import (
+    HELPDESK,
+    api,
+    free_port,
+    haproxy,
+    haproxy_for_tests,
+    helpdesk,
+    start,
+    wait_for,
+)
 from sqlalchemy import func, select, update
 
 from gateway.db.engine import make_engine, make_sessionmaker
@@ -42,6 +52,7 @@ LEASE = 10  # seconds: [sms] claim_lease of every host here
 HOSTS = ("gw-a", "gw-b", "gw-c")
 RECIPIENT = re.compile(r'Recipient number "(\+\d+)"')
 CONFLICT = "database conflict in"
+GALERA_PROXY_CFG = Path(__file__).resolve().parents[2] / "proxy" / "haproxy-galera.cfg"
 
 
 @pytest.fixture(scope="module")
@@ -50,16 +61,17 @@ def cluster():
         yield cluster
 
 
-def host_config(base, cluster, index: int, node: str, lease=LEASE):
-    """A gateway host on cluster node `index`, with its own dummy modem whose libGammu
-    debug log records every text it was handed (the dummy driver keeps no copy)."""
+def host_config(base, cluster, index: int, node: str, lease=LEASE, url=None):
+    """A gateway host on cluster node `index` (or at `url`), with its own dummy modem
+    whose libGammu debug log records every text it was handed (the dummy driver keeps no
+    copy)."""
     directory = base / node
     (directory / "modem" / "sms" / "1").mkdir(parents=True, exist_ok=True)
     port = free_port()
     path = directory / "helpdesk.toml"
     path.write_text(f"""
 [database]
-url = "{cluster.url(index)}"
+url = "{url or cluster.url(index)}"
 [web]
 listen = "127.0.0.1:{port}"
 secret_file = "{directory}/session.key"
@@ -111,6 +123,30 @@ def post(port, path, token, body):
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as e:
         return e.code, e.read()[:500]
+
+
+def galera_proxy(base, cluster, order: list[int]):
+    """proxy/haproxy-galera.cfg on a free port, its servers the cluster's nodes in
+    `order` (the first takes the writes, the others are backups); (process, url)."""
+    text = GALERA_PROXY_CFG.read_text()
+    listen = free_port()
+    text, n = re.subn(r"(?m)^(\s*bind )127\.0\.0\.1:3307$", rf"\g<1>127.0.0.1:{listen}", text)
+    assert n == 1, "proxy/haproxy-galera.cfg: expected one `bind 127.0.0.1:3307`"
+    servers = re.findall(r"(?m)^\s*server node\d+ \S+:3306.*$", text)
+    assert len(servers) == len(order), "proxy/haproxy-galera.cfg: one server per node"
+    for line, index in zip(servers, order, strict=True):
+        port = cluster.url(index).split("@127.0.0.1:", 1)[1].split("/", 1)[0]
+        text = text.replace(line, re.sub(r"\S+:3306", f"127.0.0.1:{port}", line), 1)
+    path = base / "haproxy-galera.cfg"
+    path.write_text(haproxy_for_tests(text))
+    checked = subprocess.run([haproxy(), "-c", "-f", str(path)], capture_output=True,
+                             text=True, timeout=30)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    log = open(base / "haproxy.log", "w")  # noqa: SIM115 (the process keeps it)
+    process = subprocess.Popen([haproxy(), "-db", "-f", str(path)], stdout=log,
+                               stderr=subprocess.STDOUT)
+    url = re.sub(r"@127\.0\.0\.1:\d+/", f"@127.0.0.1:{listen}/", cluster.url(order[0]))
+    return process, url
 
 
 def token(config) -> str:
@@ -205,7 +241,11 @@ def test_a_double_click_on_two_nodes_confirms_a_payment_once(cluster, tmp_path):
 
 
 def test_three_hosts_share_the_outbox_through_a_host_and_a_node_dying(cluster, tmp_path):
-    hosts = {node: host_config(tmp_path, cluster, i, node) for i, node in enumerate(HOSTS)}
+    # gw-c reaches the cluster through HAProxy (proxy/haproxy-galera.cfg): node 2 first,
+    # nodes 0 and 1 as backups; the others each straight to their own node.
+    proxy, c_url = galera_proxy(tmp_path, cluster, [2, 0, 1])
+    hosts = {node: host_config(tmp_path, cluster, i, node, url=c_url if node == "gw-c" else None)
+             for i, node in enumerate(HOSTS)}
     for config, _port in hosts.values():
         helpdesk(config, "init")  # the schema once (it is there after the first), secrets each
     key = token(hosts["gw-a"][0])
@@ -290,9 +330,11 @@ def test_three_hosts_share_the_outbox_through_a_host_and_a_node_dying(cluster, t
 
         wait_for(lambda: handed(TEXTS // 2 + TEXTS // 6), timeout=900, interval=0.2,
                  what="more texts to go out")
-        # 2. database node 2 dies under gw-c: gw-c keeps running but reaches nothing;
-        # after its lease gw-a, alone now, takes over.
+        # 2. database node 2 dies under gw-c: HAProxy cuts gw-c's connections and sends
+        # the next ones to node 0; gw-c records what it had sent when the database
+        # answers again, and goes on sending.
         cluster.kill(2)
+        node_killed = utcnow()
         with sessions() as s:
             left_at_node_kill = s.scalar(select(func.count()).select_from(Message)
                                          .where(Message.status == "queued"))
@@ -305,15 +347,15 @@ def test_three_hosts_share_the_outbox_through_a_host_and_a_node_dying(cluster, t
         wait_for(done, timeout=1200, interval=0.5, what="the outbox to drain")
         drained = time.monotonic() - started
 
-        # Each modem's health is its own host's: gw-a still says its modem is up; gw-c,
-        # cut off from the database, says so itself (503); nobody wrote modem_b after
-        # gw-b died.
-        status, body = api(hosts["gw-a"][1], "/api/v1/health")
-        assert status == 200 and [(m["name"], m["host"], m["status"])
-                                  for m in body["modems"]] == [("modem_a", "gw-a", "up")]
-        status, body = api(hosts["gw-c"][1], "/api/v1/health")
-        assert status == 503 and body["db"] == "down"
+        # Each modem's health is its own host's: gw-a's and gw-c's (through the proxy,
+        # on node 0 now) say their modems are up; nobody wrote modem_b after gw-b died.
+        for node in ("gw-a", "gw-c"):
+            status, body = api(hosts[node][1], "/api/v1/health")
+            assert status == 200 and [(m["name"], m["host"], m["status"])
+                                      for m in body["modems"]] == [
+                                          (f"modem_{node[-1]}", node, "up")], body
     finally:
+        halt(proxy)
         for process in processes.values():
             halt(process)
         for log in logs:
@@ -326,12 +368,18 @@ def test_three_hosts_share_the_outbox_through_a_host_and_a_node_dying(cluster, t
         modems = {m.name: m for m in s.scalars(select(Modem))}
     counts = sent_numbers(tmp_path)
     statuses = collections.Counter(r.status for r in rows)
+    # (claimed_at holds whole seconds on MariaDB)
+    c_after = sorted(r.claimed_at for r in rows if r.claimed_by == "gw-c" and r.claimed_at
+                     and r.claimed_at > node_killed + dt.timedelta(seconds=1))
+    c_back = (c_after[0] - node_killed).total_seconds() if c_after else float("nan")
     retried = conflicts(tmp_path, HOSTS)
     print(f"\ngalera outbox: {TEXTS} texts queued through 3 UIs in {queued_at:.1f} s; "
           f"3 hosts sent {rate:.0f} texts/s; gw-b killed with {left} queued and {b_sending} "
           f"sending, taken over after {takeover:.1f} s (lease {LEASE} s); node 2 killed with "
-          f"{left_at_node_kill} queued; drained {drained:.1f} s after the first text was "
+          f"{left_at_node_kill} queued, gw-c claiming again through HAProxy {c_back:.0f} s "
+          f"later ({len(c_after)} texts); drained {drained:.1f} s after the first text was "
           f"queued; statuses {dict(statuses)}; conflicts retried {retried}")
+    assert c_after, "gw-c must go on through the proxy after its node died"
 
     assert len(rows) == TEXTS
     assert set(statuses) <= {"sent", "unknown"}, statuses
@@ -345,7 +393,6 @@ def test_three_hosts_share_the_outbox_through_a_host_and_a_node_dying(cluster, t
     assert not [r for r in rows if r.claimed_by == "gw-b" and r.status == "sending"]
     assert all("gw-b stopped answering" in r.last_error for r in rows
                if r.claimed_by == "gw-b" and r.status == "unknown")
-    # (claimed_at holds whole seconds on MariaDB)
     after = [r for r in rows if r.claimed_at and r.claimed_at > b_killed + dt.timedelta(seconds=1)]
     assert after and {r.claimed_by for r in after} <= {"gw-a", "gw-c"}
     # Nobody but gw-b wrote modem_b's health, and none after it died.

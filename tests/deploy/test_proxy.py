@@ -12,7 +12,6 @@ import http.client
 import json
 import os
 import re
-import shutil
 import signal
 import subprocess
 import urllib.parse
@@ -24,7 +23,15 @@ from sqlalchemy import select
 from gateway.config import ConfigError, parse
 from gateway.db.models import AuditLog
 from tests.conftest import CSRF_FIELD, PASSWORD
-from tests.helpers import HELPDESK, free_port, helpdesk, stop, wait_for
+from tests.helpers import (
+    HELPDESK,
+    free_port,
+    haproxy,
+    haproxy_for_tests,
+    helpdesk,
+    stop,
+    wait_for,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 HAPROXY_CFG = REPO / "proxy" / "haproxy.cfg"
@@ -152,8 +159,7 @@ def test_without_trusted_proxies_no_header_is_believed(app, make_user, db):
 
 # -- two real `helpdesk web` behind the repo's HAProxy configuration ----------------------------
 def render_haproxy(tmp_path, listen: int, backends: list[int]) -> Path:
-    """proxy/haproxy.cfg with the test's ports, logging to its stderr; as a non-root user
-    without the chroot and user switch, which need root. Everything else as shipped."""
+    """proxy/haproxy.cfg with the test's ports (tests/helpers.haproxy_for_tests)."""
     text = HAPROXY_CFG.read_text()
     text, binds = re.subn(r"(?m)^(\s*bind )\*:80$", rf"\g<1>127.0.0.1:{listen}", text)
     assert binds == 1, "proxy/haproxy.cfg: expected one `bind *:80`"
@@ -161,25 +167,15 @@ def render_haproxy(tmp_path, listen: int, backends: list[int]) -> Path:
         text, n = re.subn(rf"(?m)^(\s*server web\d+ )127\.0\.0\.1:{default}$",
                           rf"\g<1>127.0.0.1:{port}", text)
         assert n == 1, f"proxy/haproxy.cfg: expected one server on 127.0.0.1:{default}"
-    text = re.sub(r"(?m)^\s*log /dev/log.*\n", "", text)
-    text = text.replace("global\n", "global\n    log stderr format raw local0 info\n", 1)
-    if os.geteuid() != 0:
-        text = re.sub(r"(?m)^\s*(chroot|user|group) .*\n", "", text)
     path = tmp_path / "haproxy.cfg"
-    path.write_text(text)
+    path.write_text(haproxy_for_tests(text))
     return path
 
 
-def haproxy() -> str:
-    found = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/sbin")
-    if not found:
-        pytest.fail("haproxy is missing: run `sh tests/system-deps.sh test` (as root it "
-                    "installs it; `make test` runs it first)", pytrace=False)
-    return found
-
-
-def test_the_shipped_configuration_is_valid():
-    done = subprocess.run([haproxy(), "-c", "-f", str(HAPROXY_CFG)], capture_output=True,
+@pytest.mark.parametrize("shipped", [HAPROXY_CFG, HAPROXY_CFG.with_name("haproxy-galera.cfg")],
+                         ids=lambda p: p.name)
+def test_the_shipped_configuration_is_valid(shipped):
+    done = subprocess.run([haproxy(), "-c", "-f", str(shipped)], capture_output=True,
                           text=True, timeout=30)
     assert done.returncode == 0, done.stdout + done.stderr
 
