@@ -262,8 +262,11 @@ _ACTIONS = {"pause": broadcast_desk.pause, "resume": broadcast_desk.resume,
             "cancel": broadcast_desk.cancel}
 
 
-@bp.route("/broadcasts/<id:broadcast_id>/<any(pause, resume, cancel):action>",
-          methods=("POST",))
+@bp.route("/broadcasts/<id:broadcast_id>/pause", methods=("POST",), defaults={"action": "pause"})
+@bp.route("/broadcasts/<id:broadcast_id>/resume", methods=("POST",),
+          defaults={"action": "resume"})
+@bp.route("/broadcasts/<id:broadcast_id>/cancel", methods=("POST",),
+          defaults={"action": "cancel"})
 def change_broadcast(broadcast_id, action):
     """pause (the texts still waiting in the outbox are taken back), resume, cancel:
     200 with the status, 409 when the broadcast's status does not allow it."""

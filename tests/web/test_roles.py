@@ -73,6 +73,9 @@ ACCESS = {
     ("POST", "/broadcasts/<id:broadcast_id>/cancel"): SELLERS,
     ("POST", "/api/v1/broadcasts"): SELLERS,
     ("GET", "/api/v1/broadcasts/<id:broadcast_id>"): EVERYONE,
+    ("POST", "/api/v1/broadcasts/<id:broadcast_id>/pause"): SELLERS,
+    ("POST", "/api/v1/broadcasts/<id:broadcast_id>/resume"): SELLERS,
+    ("POST", "/api/v1/broadcasts/<id:broadcast_id>/cancel"): SELLERS,
     # messages
     ("GET", "/messages/inbox"): EVERYONE,
     ("GET", "/messages/sent"): EVERYONE,
