@@ -103,8 +103,9 @@ _KEY_PART = re.compile(r"\d{1,20}")
 _TIME = "%Y%m%d%H%M%S%f"
 
 
-def _no_such_page():
-    abort(400, _("This page of the list does not exist; open the list again."))
+def _no_such_page(name: str, raw: str):
+    abort(400, _("%(name)s=%(value)s is no page of this list; open the list again.",
+                 name=name, value=raw[:40]))
 
 
 def key_of(row, columns) -> str:
@@ -120,12 +121,12 @@ def _parse_key(name: str, columns) -> tuple | None:
         return None
     parts = raw.split(".")
     if len(parts) != len(columns) or not all(_KEY_PART.fullmatch(p) for p in parts):
-        _no_such_page()
+        _no_such_page(name, raw)
     try:
         return tuple(dt.datetime.strptime(p, _TIME) if isinstance(c.type, DateTime)
                      else min(int(p), MAX_ID) for p, c in zip(parts, columns, strict=True))
     except ValueError:
-        _no_such_page()
+        _no_such_page(name, raw)
 
 
 def page_by_key(query, columns) -> KeyPage:

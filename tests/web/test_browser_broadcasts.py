@@ -49,6 +49,8 @@ def test_upload_numbers_preview_send_and_pause(live_server, browser, db, make_us
     assert "running" in facts.text and "3 numbers" in facts.text
     assert "+6281100000002" in browser.find_element(By.CSS_SELECTOR, "table.skipped").text
     browser.find_element(By.XPATH, "//button[text()='Pause']").click()
+    # The old page first, so the wait reads the new one's status, not a node going away.
+    WebDriverWait(browser, 10).until(EC.staleness_of(facts))
     WebDriverWait(browser, 10).until(
         EC.text_to_be_present_in_element((By.CSS_SELECTOR, "dd.status"), "paused"))
     db.expire_all()
