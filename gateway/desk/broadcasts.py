@@ -461,7 +461,7 @@ def feed(session, config, now: dt.datetime, modems: int = 1) -> list[int]:
     modems = max(1, modems)
     # Locked, so a pause or cancel either waits for this feed to commit (and then takes
     # back what it queued) or holds the row and is skipped here: a paused broadcast never
-    # gets texts queued after the pause (SQLite lets one writer in at a time anyway).
+    # gets texts queued after the pause (on SQLite, _queue_one's condition sees to it).
     running = list(session.scalars(select(Broadcast).where(Broadcast.status == "running")
                                    .order_by(Broadcast.id).with_for_update(skip_locked=True)))
     if not running or not in_window(config, now):
@@ -495,9 +495,13 @@ def _queue_one(session, broadcast: Broadcast, row: BroadcastRecipient,
     body = render(broadcast.text, contact, row.number)
     if reason is None and len(body) > MAX_TEXT:
         reason = "too_long"
-    # Conditional on `pending`: a second host that read the same row changes nothing.
+    # Conditional on `pending`: a second host that read the same row changes nothing;
+    # and on the broadcast still running when this writes: on SQLite the reads above may
+    # come before a pause another process committed since (its lock covers no row).
     taken = session.execute(update(BroadcastRecipient).where(
-        BroadcastRecipient.id == row.id, BroadcastRecipient.status == "pending")
+        BroadcastRecipient.id == row.id, BroadcastRecipient.status == "pending",
+        select(Broadcast.id).where(Broadcast.id == broadcast.id,
+                                   Broadcast.status == "running").exists())
         .values(status="skipped" if reason else "queued", skip_reason=reason)
         .execution_options(synchronize_session=False)).rowcount
     if taken != 1 or reason:
