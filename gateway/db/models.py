@@ -618,9 +618,6 @@ class DailySummary(Base):
 @event.listens_for(Session, "before_flush")
 def _queue_order(session, _context, _instances) -> None:
     """Every ticket written carries its place in the queue, whatever changed it."""
-    for row in session.new:
-        if isinstance(row, Ticket):
-            row.queue_order()
-    for row in session.dirty:
+    for row in (*session.new, *session.dirty):
         if isinstance(row, Ticket):
             row.queue_order()
