@@ -37,7 +37,7 @@ import spine_bench as spine  # noqa: E402  (its helpers; it sets sys.path for ga
 from sqlalchemy import create_engine, func, select, text, update  # noqa: E402
 
 from gateway.config import dummy_inbox  # noqa: E402
-from gateway.db.models import OPEN_TICKET_STATUSES, Message, Ticket  # noqa: E402
+from gateway.db.models import CLOSED_RANK, OPEN_TICKET_STATUSES, Message, Ticket  # noqa: E402
 
 REPO = spine.REPO
 TEXTS = REPO / "tests" / "data" / "sms_unseen.tsv"
@@ -110,7 +110,9 @@ def soak(work: Path, url: str, total: int, wave: int, senders: int) -> dict:
                 if resolve_up_to:
                     conn.execute(update(Ticket).where(
                         Ticket.id <= resolve_up_to, Ticket.status.in_(OPEN_TICKET_STATUSES))
-                        .values(status="resolved", closed_at=dt.datetime.utcnow()))
+                        .values(status="resolved", closed_at=dt.datetime.utcnow(),
+                                waiting_since=None,  # as the models keep the queue
+                                queue_rank=Ticket.queue_rank + CLOSED_RANK))
                 resolve_up_to = conn.execute(newest_ticket).scalar() or 0
             samples.append({"texts": filed, "ms_per_text": 1000 * seconds / size,
                             "rss_mib": spine.rss_kib(proc.pid)["VmRSS"] / 1024,

@@ -280,7 +280,9 @@ def fill(url: str, tickets: int, messages: int, contacts: int, seed: int = 1,
                     status in OPEN_TICKET_STATUSES and i % 3 == 0) else None
                 yield {"id": i, "kind": kind, "status": status, "contact_id": contact,
                        "waiting_since": waiting, "queue_since": waiting or created,
-                       "queue_rank": 2 if waiting else 6,  # normal priority
+                       # normal priority; closed ones after the open (models.CLOSED_RANK)
+                       "queue_rank": (2 if waiting else 6) + (
+                           8 if status in CLOSED_STATUSES else 0),
                        "subject": say(rng.choice(IN_TEXTS[kind]), rng, names[contact - 1] or "",
                                       i)[:200],
                        "assignee_id": rng.choice(operators) if status != "new" else None,

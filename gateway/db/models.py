@@ -41,6 +41,9 @@ LongText = Text().with_variant(Text(length=16_000_000), "mysql")
 
 TICKET_STATUSES = ("new", "open", "pending", "resolved", "closed")
 OPEN_TICKET_STATUSES = TICKET_STATUSES[:3]
+# Ticket.queue_rank of a resolved or closed ticket is this or more, of an open one less:
+# all the open tickets, in the queue's order, are one range of one index.
+CLOSED_RANK = 8
 TICKET_KINDS = ("order", "complaint", "payment", "question", "call", "warranty")
 TICKET_PRIORITIES = ("low", "normal", "high", "urgent")
 PRIORITY_PERSON, PRIORITY_BULK = 0, 1  # messages.priority
@@ -187,8 +190,10 @@ class Ticket(Base):
                       Index(None, "status", "kind", "created_at", "first_response_at"),
                       # the queue by status and last change, and by assignee (migration 0009)
                       Index(None, "status", "updated_at"), Index(None, "assignee_id", "status"),
-                      # the queue's order, page after page (migration 0017)
+                      # the queue's order, page after page: of one status (migration
+                      # 0017) and of all open ones, ranked before the closed (0018)
                       Index(None, "status", "queue_rank", "queue_since", "id"),
+                      Index(None, "queue_rank", "queue_since", "id"),
                       MYSQL)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(16), default="question")
@@ -206,8 +211,9 @@ class Ticket(Base):
     # Since when the customer waits for a person's answer: their first text after a
     # person last answered (an acknowledgement is no answer); None when nobody waits.
     waiting_since: Mapped[dt.datetime | None] = mapped_column(DateTime)
-    # The queue's order, kept by queue_order() at every flush: waiting customers first,
-    # then by priority (0..7), then the longest wait or the oldest ticket.
+    # The queue's order, kept by queue_order() at every flush: open tickets (0..7) before
+    # closed ones (8..15), waiting customers first, then by priority, then the longest
+    # wait or the oldest ticket.
     queue_rank: Mapped[int] = mapped_column(SmallInteger, default=6, server_default="6")
     queue_since: Mapped[dt.datetime | None] = mapped_column(DateTime, default=utcnow)
 
@@ -218,7 +224,8 @@ class Ticket(Base):
         self.created_at = self.created_at or utcnow()
         urgency = TICKET_PRIORITIES.index(self.priority) if self.priority in \
             TICKET_PRIORITIES else 1
-        self.queue_rank = (0 if self.waiting_since is not None else 4) + 3 - urgency
+        self.queue_rank = (0 if self.status in OPEN_TICKET_STATUSES else CLOSED_RANK) + (
+            0 if self.waiting_since is not None else 4) + 3 - urgency
         self.queue_since = self.waiting_since or self.created_at
 
     @property

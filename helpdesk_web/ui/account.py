@@ -3,12 +3,11 @@ from __future__ import annotations
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_babel import refresh
 
 from gateway.desk import users
 from helpdesk_web.auth import login_required, start_session
 from helpdesk_web.db import get_db
-from helpdesk_web.i18n import LANGUAGES
+from helpdesk_web.i18n import LANGUAGES, refresh
 
 bp = Blueprint("account", __name__)
 

@@ -7,7 +7,7 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from gateway.db.models import Contact, Message, MessagePart, Ticket
+from gateway.db.models import CLOSED_RANK, Contact, Message, MessagePart, Ticket
 from gateway.db.transaction import in_transaction
 from gateway.desk.inbox import RawPart, finish_expired, quarantine, store_batch
 
@@ -236,4 +236,7 @@ def test_a_ticket_waits_from_the_customers_first_unanswered_text_until_a_person_
     assert third.ticket_id == first.ticket_id and ticket().waiting_since == third.created_at
     with sessionmaker.begin() as s:
         tickets.set_status(s, s.get(Ticket, first.ticket_id), "resolved", None)
-    assert ticket().waiting_since is None and ticket().queue_rank == 6
+    assert ticket().waiting_since is None and ticket().queue_rank == 14  # after every open one
+    with sessionmaker.begin() as s:  # opened again: back among the open ones
+        tickets.set_status(s, s.get(Ticket, first.ticket_id), "open", None)
+    assert ticket().queue_rank == 6 and ticket().queue_rank < CLOSED_RANK
