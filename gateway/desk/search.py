@@ -121,6 +121,15 @@ def _compile_mysql(element, compiler, **kw):
         f"{compiler.process(element.column.table.c.id >= element.since, **kw)} AND "
     if not indexed:  # only short words or stopwords: LIKE reads every row, but finds them
         return f"({since}{like})"
+    if since:
+        # The newest rows only: FULLTEXT would list every match in the table first, so
+        # each row from `since` on is asked as FULLTEXT would answer: LIKE, then each
+        # word at the start of a word (InnoDB's words are letters, digits and `_`).
+        starts = " AND ".join(
+            f"{compiler.process(element.column, **kw)} REGEXP "
+            f"{compiler.process(bindparam(None, '(^|[^[:alnum:]_])' + w), **kw)}"
+            for w in indexed)
+        return f"({since}{like} AND {starts})"
     # Every word a prefix: InnoDB keeps `pulsa_ku` as one word where the query has two.
     terms = " ".join(f"+{w}*" for w in indexed)
     match = (f"MATCH ({compiler.process(element.column, **kw)}) AGAINST "
@@ -190,13 +199,16 @@ def tickets_matching(q: str, country: str, texts_since: int | None = None,
     return Ticket.id.in_(select(ids.c.id))
 
 
-# Where the full-text index hands out its matches newest first and stops at a LIMIT, a
-# page of a word search reads the newest texts only: SQLite's FTS5 walks its rowids
+# A page of a word search reads the newest texts only: SQLite's FTS5 walks its rowids
 # backwards; PostgreSQL's planner may read the primary key backwards for a common word.
 # MariaDB's FULLTEXT lists every match before any ORDER BY or LIMIT (EXPLAIN: fulltext,
-# Using filesort; about 10 us a match at 1M texts), so there a bound only adds queries.
-STOPS_EARLY = frozenset({"sqlite", "postgresql"})
+# Using filesort; about 10 us a match at 1M texts: a second for a word in a tenth of
+# them), so there the newest rows are read by their ids and asked one by one (about
+# 0.6 us a row), where that is the cheaper way: see _newest_mysql().
+STOPS_EARLY = frozenset({"sqlite", "postgresql", "mysql", "mariadb"})
 WIDEST_SPAN = 10_000  # tickets whose first text is looked up (index only, ~2 ms a 2,000)
+MYSQL_FIRST_ROWS = 4_000  # the newest rows read first, to tell a common word (~3 ms)
+MYSQL_ROW_VS_MATCH = 16    # a FULLTEXT match costs about this many rows read one by one
 
 
 def _newest(session, column, q: str, count: int) -> int | None:
@@ -209,9 +221,35 @@ def _newest(session, column, q: str, count: int) -> int | None:
         return session.connection().exec_driver_sql(
             f"SELECT rowid FROM {fts} WHERE {fts} MATCH ? ORDER BY rowid DESC LIMIT 1 OFFSET ?",
             (_fts_phrase(ws), count - 1)).scalar()
+    if session.get_bind().dialect.name in ("mysql", "mariadb"):
+        return _newest_mysql(session, column, q, count)
     pk = column.table.c.id
     return session.scalar(select(pk).where(matches(column, q)).order_by(pk.desc())
                           .offset(count - 1).limit(1))
+
+
+def _newest_mysql(session, column, q: str, count: int) -> int | None:
+    """_newest() on MariaDB, by reading the newest rows one by one where a word is
+    common enough that this is cheaper than FULLTEXT listing all its matches; None
+    where it is not (then FULLTEXT serves the page, its matches being few)."""
+    pk = column.table.c.id
+    top = session.scalar(select(func.max(pk))) or 0
+
+    def newest(rows: int) -> list[int]:
+        return list(session.scalars(select(pk).where(matches(column, q, since=top - rows + 1))
+                                    .order_by(pk.desc()).limit(count)))
+
+    found = newest(MYSQL_FIRST_ROWS)
+    if len(found) == count:
+        return found[-1]
+    if not found or top <= MYSQL_FIRST_ROWS:
+        return None  # rare, or every row read: FULLTEXT finds the few at once
+    share = len(found) / MYSQL_FIRST_ROWS  # of the rows that hold the words
+    rows = int(2 * count / share)  # twice what the share says, for texts that cluster
+    if rows / 2 > MYSQL_ROW_VS_MATCH * share * top:
+        return None  # FULLTEXT's matches cost less than the rows to read
+    found = newest(min(rows, top))
+    return found[-1] if len(found) == count else None
 
 
 def newest_texts(session, q: str, count: int) -> int | None:
