@@ -44,7 +44,7 @@ KEYWORDS = {
     "reg": "register", "daftar": "register", "register": "register",
     "help": "help", "bantuan": "help", "info": "help", "menu": "help",
     "stop": "stop", "unreg": "stop", "berhenti": "stop", "unsubscribe": "stop",
-    "start": "start",
+    "start": "start", "mulai": "start", "langganan": "start",
     "garansi": "warranty", "warranty": "warranty",
 }
 
@@ -115,7 +115,14 @@ ABBREVIATIONS = {
     "tiasa": "bisa", "dugi": "sampai", "pundi": "mana", "endi": "mana", "iki": "ini",
     "niki": "ini", "ieu": "ini", "uwis": "sudah", "nuhun": "makasih", "suwun": "makasih",
     "peryogi": "butuh", "mundhut": "beli", "unsub": "unsubscribe", "unsubs": "unsubscribe",
-    "ngehang": "hang", "ngeblank": "blank",
+    "ngehang": "hang", "ngeblank": "blank", "tong": "jangan", "isih": "masih",
+    "garansine": "garansinya", "kubayar": "bayar", "kutransfer": "transfer",
+    "dibayarin": "dibayar", "kedeteksi": "terdeteksi", "kebaca": "terbaca",
+    "aktifin": "aktifkan", "aktifkan": "aktifkan", "nyalain": "aktifkan",
+    "nyalakan": "aktifkan", "hidupkan": "aktifkan", "activate": "aktifkan",
+    "berlangganan": "langganan", "subscribe": "langganan", "resubscribe": "langganan",
+    "paketku": "paket", "pesananku": "pesanan", "orderanku": "pesanan", "kirimanku": "kiriman",
+    "barangku": "barang", "gua": "saya", "gwa": "saya", "tos": "sudah",
 }
 
 # Words that may open a text before the keyword ("halo min, mau pesan ...").
@@ -201,7 +208,7 @@ NOT_MONEY_BEFORE = frozenset("nomor order pesanan rekening tgl tanggal tahun thn
                               "tkt id invoice inv resi ord sn serial".split())
 
 # Multipliers of the amount units.
-UNITS = {"rb": 1_000, "ribu": 1_000, "rebu": 1_000, "rbu": 1_000, "k": 1_000,
+UNITS = {"rb": 1_000, "ribu": 1_000, "rebu": 1_000, "rbu": 1_000, "ewu": 1_000, "k": 1_000,
          "jt": 1_000_000, "juta": 1_000_000, "jta": 1_000_000,
          "thousand": 1_000, "million": 1_000_000, "mio": 1_000_000}
 
@@ -263,7 +270,9 @@ _COMPLAINT_PHRASES = [
     r"|terbaca|berfungsi|nyambung|print|ngeprint|mencetak|baca|dibuka|terbuka)",
     r"(?:gerak|klik|mati|nyala|restart|geser|ngetik|kepencet) sendiri", r"double click",
     r"sember", r"(?<!sorry )(?<!maaf )wrong(?! number)", r"only (?:got|received|came|arrived)",
-    r"sepihak",
+    r"sepihak", r"double charge", r"dobel charge", r"(?<!harga )miring",
+    r"(?:ketarik|tertarik|terpotong|kepotong|terdebet|didebet|dipotong|ditagih) (?:2x|dua kali"
+    r"|double|dobel)",
     r"(?:kurang|tidak) (?:ramah|sopan|responsif|memuaskan|profesional)", r"rude",
     r"jutek", r"judes", r"ketus", r"galak",
     r"still (?:nothing|waiting)", r"(?:no|nomor) (?:reply|response|answer) (?:yet|at all|since)",
@@ -360,6 +369,23 @@ _OPT_OUT_RE = re.compile(
     r"|\b(?:stop|berhenti|hentikan|jangan) (?:kirim )?(?:sms|pesan|message)(?: [a-z]+)?"
     r" (?:blast|broadcast|promo|bc|iklan|spam)\b"
     r"|\bjangan (?:sms|kirim|kirimi|spam|text|chat) (?:saya|aku|ke nomor|nomor|kesini) lagi\b")
+# Asking for the broadcasts again: "aktifkan lagi sms promonya", "mau langganan info
+# promo lagi", "please resume sending me promos", "mau ikut broadcast".
+_OPT_IN_RE = re.compile(
+    r"\baktifkan (?:kembali |lagi )?(?:[a-z]+ ){0,2}(?:langganan|sms|promo|notif|notifikasi"
+    r"|info|broadcast|bc)\b"
+    r"|\blangganan(?: [a-z]+){0,3} (?:lagi|kembali|again)\b"
+    r"|\b(?:mau|ingin|pengen|minta|want to|would like to) (?:ikut |gabung )?(?:langganan"
+    r"|broadcast|bc)\b"
+    r"|\b(?:ikut|gabung|join|masukkan|masukin)(?: saya| aku| me)? (?:ke |di |to )?(?:grup |group"
+    r" |daftar |list )?(?:broadcast|bc|milis|langganan)\b"
+    r"|\bresume (?:sending|the|your|sms|messages|texts|promos)\b"
+    r"|\b(?:send|kirim|kirimi|kirimin)(?: saya| aku| me)? (?:promo|info|broadcast|bc)"
+    r"(?: [a-z]+)? (?:lagi|again)\b")
+# When the thing will arrive, or where it is: "paket sy nyampe kapan?", "posisinya dimana?"
+_ARRIVAL_RE = re.compile(r"\b(?:sampai|tiba|datang|diterima) kapan\b"
+                         r"|\bkapan (?:sampai|tiba|datang|diterima|dikirim)\b"
+                         r"|\bposisi(?:nya)? (?:dimana|di mana|sampai mana|where)\b")
 # "... sudah dikirim belum": a question even without "?".
 _PENDING_RE = re.compile(r"\b(?:" + _PROGRESS + r"|ada|keluar|terbit)(?:nya)? (?:apa |atau )?"
                          r"belum\b")
@@ -644,7 +670,7 @@ def _tokenise(text: str) -> list[_Tok]:
 _DIGIT_WORDS = {"satu": 1, "dua": 2, "tiga": 3, "empat": 4, "lima": 5, "enam": 6,
                 "tujuh": 7, "delapan": 8, "sembilan": 9, "sepuluh": 10, "sebelas": 11}
 _SE_WORDS = {"seratus": 100, "seribu": 1_000, "sejuta": 1_000_000}
-_SCALE_WORDS = {"ribu": 1_000, "rebu": 1_000, "rb": 1_000, "juta": 1_000_000,
+_SCALE_WORDS = {"ribu": 1_000, "rebu": 1_000, "ewu": 1_000, "rb": 1_000, "juta": 1_000_000,
                 "jt": 1_000_000, "seribu": 1_000, "sejuta": 1_000_000}
 _NUMBER_WORDS = frozenset(_DIGIT_WORDS) | frozenset(_SE_WORDS) | frozenset(_SCALE_WORDS) | {
     "belas", "puluh", "ratus"}
@@ -697,7 +723,7 @@ def _join_amount_in_words(text: str, toks: list[_Tok]) -> None:
 
 
 _MILLIONS_RE = re.compile(r"(?:jt|juta|jta|million|mio)$", re.IGNORECASE)
-_THOUSANDS_RE = re.compile(r"(?:rb|ribu|rebu|rbu|k|thousand)$", re.IGNORECASE)
+_THOUSANDS_RE = re.compile(r"(?:rb|ribu|rebu|rbu|ewu|k|thousand)$", re.IGNORECASE)
 
 
 def _join_compound_amount(text: str, toks: list[_Tok]) -> None:
@@ -1275,7 +1301,9 @@ def _read_stop(text, toks, canon, k, ctx, hard):
 
 
 def _read_start(text, toks, canon, k, ctx, hard):
-    if hard or _only_polite(toks, k + 1):
+    # START opens a text as a keyword; MULAI and LANGGANAN ("subscribe") are also words
+    # of sentences ("mulai besok saya transfer"), so they count alone only.
+    if (hard and toks[k].low == "start") or _only_polite(toks, k + 1):
         return Reading("start", text, keyword=toks[k].raw.upper())
     return None
 
@@ -1367,7 +1395,10 @@ _HOW_TO_DO_RE = re.compile(
     r"\b(?:cara|caranya)(?: untuk| buat)? (?:daftar|komplain|konfirmasi|cek|klaim|berhenti"
     r"|stop|register|registrasi|unreg)\b"
     r"|\b(?:daftar|komplain|klaim)(?:nya)? (?:caranya|bagaimana caranya)\b"
-    r"|\bhow (?:do|can|to|should) (?:i |we )?(?:use|register|sign up|complain)\b"
+    r"|\bhow (?:do|can|to|should) (?:i |we )?(?:use|register|sign up|complain|cek|track"
+    r"|confirm|unsubscribe|claim)\b"
+    r"|\bformat(?:nya)? (?:sms )?(?:reg|daftar|register|komplain|keluhan|cek|status|stop"
+    r"|unreg|garansi|warranty|bayar|konfirmasi|pesan|order|beli)\b"
     r"|\b(?:pertama kali|baru pertama|first time|bingung cara|bingung pakai)\b")
 _HOW_TO_ORDER_RE = re.compile(r"\b(?:cara|caranya)(?: untuk| buat)? (?:pesan|order|beli|bayar)\b")
 
@@ -1433,7 +1464,18 @@ _WARRANTY_RE = re.compile(
     r"|\bmasih (?:ada |dalam |dalam masa |masuk |bisa )?(?:garansi|bergaransi|warranty)\b"
     r"|\b(?:still )?(?:under|in) warranty\b"
     r"|\bgaransi(?:nya)? (?:masih|apa masih|apakah masih|sudah habis|masih bisa)"
-    r"(?: [a-z]+)?\b")
+    r"(?: [a-z]+)?\b"
+    # "bisa garansi?", "garansinya masih berlaku?", "kartu garansinya hilang, bisa klaim?"
+    r"|\bbisa (?:di)?(?:garansi|garansikan)\b|\bgaransi.*\bbisa (?:di)?(?:klaim|claim)\b"
+    r"|\bbisa (?:di)?(?:klaim|claim)\b.*\bgaransi"
+    r"|\bgaransi(?:nya)?(?: [a-z]+){0,3} (?:berlaku|valid|aktif)\b")
+# The warranty named with a serial beside it ("masa garansi flashdisk sy sampai kapan? sn
+# FD99812") asks about that item's warranty.
+_GARANSI_WORD_RE = re.compile(r"\b(?:garansi|garansinya|warranty)\b")
+# A forwarded notice or scam ("Anda menerima transfer Rp 2.500.000 ... bit.ly/..."): a
+# link is no customer's own payment.
+_LINK_RE = re.compile(r"https?://|\bwww\.|\bbit\.ly/|\b[a-z0-9-]+\.(?:com|id|xyz|net|org|co)/",
+                      re.IGNORECASE)
 # A serial after its marker ("SN: KMX889120", "serial nya 50026B77"), or a word mixing
 # letters and digits long enough to be no product code ("5CD1234XYZ").
 _SERIAL_MARKERS = frozenset("sn serial seri imei s/n nya number nomor".split())
@@ -1474,11 +1516,15 @@ def _paid_awaiting_confirmation(text: str, toks: list[_Tok], canon: str) -> bool
 def _read_free(text: str, toks: list[_Tok], canon: str, ctx: Context) -> Reading:
     if _OPT_OUT_RE.search(canon):
         return Reading("stop", text)
+    if _OPT_IN_RE.search(canon) and not re.search(r"\b(?:tidak|jangan|stop|berhenti)\b", canon):
+        return Reading("start", text)
     if _FOLLOW_UP_RE.search(canon) and _is_question(text, canon) or (
             _FOLLOW_UP_RE.search(canon) and "tanya" in canon):
         return Reading("status", text, reference=_status_reference(text, toks),
                        problems=() if _status_reference(text, toks) else ("no_reference",))
-    if _WARRANTY_RE.search(canon) and not _CONDITIONAL_RE.search(canon):
+    warranty = _WARRANTY_RE.search(canon) or (
+        _GARANSI_WORD_RE.search(canon) and _free_serial(toks, ctx) is not None)
+    if warranty and not _CONDITIONAL_RE.search(canon):
         serial = _free_serial(toks, ctx)
         return Reading("warranty", text, serial=serial,
                        problems=() if serial else ("no_serial",))
@@ -1493,7 +1539,12 @@ def _read_free(text: str, toks: list[_Tok], canon: str, ctx: Context) -> Reading
     if _asks_how_to_text(text, canon):
         return Reading("help", text)
     amount_tok = _free_amount(text, toks)
-    if (_looks_paid(text, canon, amount_tok is not None)
+    # "transfer masuk blm min? 175rb via gopay": money sent, asked whether it arrived.
+    asked_arrived = (amount_tok is not None and _PAY_VERB_RE.search(canon) is not None
+                     and _SEEN_YET_RE.search(canon) is not None
+                     and not _CONDITIONAL_RE.search(canon) and not _FUTURE_RE.search(canon))
+    if not _LINK_RE.search(text) and (
+            _looks_paid(text, canon, amount_tok is not None) or asked_arrived
             or _sent_money(text, toks, canon, amount_tok)):
         bank, _, _ = _find_bank(toks, 0, amount_tok)
         order_number = _marked_reference(text, toks)
@@ -1520,6 +1571,10 @@ def _read_free(text: str, toks: list[_Tok], canon: str, ctx: Context) -> Reading
                                 or (_ASK_TO_CHECK_RE.search(canon) and _PLEASE_RE.search(canon)
                                     and not _OFFER_QUESTION_RE.search(canon))):
             return Reading("status", text, problems=("no_reference",))
+        # "paket sy nyampe kapan?", "paketku posisinya dimana?": when it comes, where it is.
+        if _ARRIVAL_RE.search(canon) and subject and (asked or "kira" in canon):
+            return Reading("status", text, reference=_status_reference(text, toks),
+                           problems=() if _status_reference(text, toks) else ("no_reference",))
         # "kapan pulsa saya diisi?": credit not yet topped up, asked after.
         if asked and _TOPUP_WHEN_RE.search(canon):
             return Reading("status", text, problems=("no_reference",))

@@ -332,3 +332,8 @@ def test_a_page_of_a_common_word_reads_only_the_newest_texts(db, talkative_shop)
     if db.get_bind().dialect.name == "sqlite":
         sql = str(select(Ticket.id).where(condition).compile(db.get_bind()))
         assert "messages_fts MATCH" in sql and sql.count("rowid >=") == 2, sql
+    if db.get_bind().dialect.name in ("mysql", "mariadb"):
+        # The newest texts are read by id and asked one by one: FULLTEXT would list
+        # every match of the table before the bound (gateway/desk/search.py).
+        sql = str(select(Ticket.id).where(condition).compile(db.get_bind()))
+        assert "MATCH (messages.text)" not in sql and "messages.text REGEXP" in sql, sql
