@@ -118,7 +118,7 @@ ABBREVIATIONS = {
     "ngehang": "hang", "ngeblank": "blank", "tong": "jangan", "isih": "masih",
     "garansine": "garansinya", "kubayar": "bayar", "kutransfer": "transfer",
     "dibayarin": "dibayar", "kedeteksi": "terdeteksi", "kebaca": "terbaca",
-    "aktifin": "aktifkan", "aktifkan": "aktifkan", "nyalain": "aktifkan",
+    "aktifin": "aktifkan", "nyalain": "aktifkan",
     "nyalakan": "aktifkan", "hidupkan": "aktifkan", "activate": "aktifkan",
     "berlangganan": "langganan", "subscribe": "langganan", "resubscribe": "langganan",
     "paketku": "paket", "pesananku": "pesanan", "orderanku": "pesanan", "kirimanku": "kiriman",
