@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.append(str(Path(__file__).resolve().parent.parent))  # PYTHONPATH wins
 
 from gateway import cli  # noqa: E402
+from gateway.daemon import database
 from gateway.desk import inbox as inbound_store
 from gateway.desk import intake as tickets
 from gateway.desk import outbox as outbox_store
@@ -71,6 +72,7 @@ def main():
     traced(inbound_store, "_file")  # one whole text filed, inside store_batch
     traced(tickets, "receive")      # contact, ticket, ack, inside _file
     traced(outbox_store, "claim")
+    traced(database, "in_transaction")  # store_batch's span and its commit
     traced(outbox_store, "mark_sent")
     # _file and receive are called by module-global name inside their own modules, so the
     # wrappers above take effect there too (inbound_store._file, tickets.receive).
