@@ -80,30 +80,9 @@ class InboundPoller(Periodic):
 
     @defer.inlineCallbacks
     def _poll_once(self):
-        """Read, store, delete, batch after batch. While one batch is being stored the
-        modem already reads the next (the listing goes on past the batch's last
-        location), so the SIM and the database work at once; each batch is deleted only
-        once its own commit is done, and stored only after the batch before it."""
         parts, more = yield self.worker.read_inbox()
-        went_on = False
-        while parts:
-            stored = self._store(parts)
-            following, after = [], _last_location(parts)
-            if more and after is not None:
-                went_on = True
-                try:
-                    following, more = yield self.worker.read_inbox(after=after)
-                except Exception:
-                    yield stored  # the batch read before still gets stored and deleted
-                    raise
-            yield stored
-            parts = following
-        # A listing that went on knows nothing of what came after it began (the AT
-        # driver lists once, at its start): a new listing at once, not at the interval.
-        return more or went_on
-
-    @defer.inlineCallbacks
-    def _store(self, parts):
+        if not parts:
+            return more
         result = yield self.db.inbox.store(self.worker.name, parts, self.config,
                                            utcnow(self.clock))
         # Committed: only now may the SIM copies go.
@@ -113,12 +92,7 @@ class InboundPoller(Periodic):
         self.worker.counts["received"] += len(result.messages)
         if result.messages and self.on_stored:
             self.on_stored(result.messages)
-
-
-def _last_location(parts) -> int | None:
-    """Where the SIM listing stopped (reports announced whole have no SIM location)."""
-    locations = [p.location for p in parts if p.location > 0]
-    return locations[-1] if locations else None
+        return more
 
 
 class MultipartSweeper(Periodic):

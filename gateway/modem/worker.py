@@ -341,11 +341,9 @@ class ModemWorker(service.Service):
         self._closing.start()
 
     # -- what the daemon asks of a modem -------------------------------------------------
-    def read_inbox(self, limit: int = READ_BATCH, after: int | None = None):
-        """Up to `limit` parts from every SMS folder: (parts, more_remain). With `after`,
-        the listing goes on past that SIM location instead of starting again, so the
-        next batch is read while the one before is being stored."""
-        return self._call(self._read_inbox, limit, after)
+    def read_inbox(self, limit: int = READ_BATCH):
+        """Up to `limit` parts from every SMS folder: (parts, more_remain)."""
+        return self._call(self._read_inbox, limit)
 
     def delete(self, locations: list[int]):
         return self._call(self._delete, locations)
@@ -355,11 +353,10 @@ class ModemWorker(service.Service):
         return self._call(self._dial_ussd, code, timeout)
 
     # -- on the modem's thread -----------------------------------------------------------
-    def _read_inbox(self, machine, limit, after=None):
-        parts, more = _read_inbox(machine, limit, after)
-        if after is None:  # once per listing
-            # Reports announced whole (+CDS) join the batch under negative pseudo-locations.
-            parts.extend(raw_part(sms) for sms in self._reports.values())
+    def _read_inbox(self, machine, limit):
+        parts, more = _read_inbox(machine, limit)
+        # Reports announced whole (+CDS) join the batch under negative pseudo-locations.
+        parts.extend(raw_part(sms) for sms in self._reports.values())
         return parts, more
 
     def _delete(self, machine, locations):
@@ -397,8 +394,8 @@ def _terminate(machine):
         pass
 
 
-def _read_inbox(machine, limit, after=None):
-    parts, start, location = [], after is None, after
+def _read_inbox(machine, limit):
+    parts, start, location = [], True, None
     while len(parts) < limit:
         try:
             if start:
