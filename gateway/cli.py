@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import gc
 import logging
 import os
 import sys
@@ -261,18 +262,26 @@ def _write_private(path: Path, text: str) -> None:
 
 
 def cmd_run(cfg, args, web_only=False) -> int:
-    from twisted.internet import reactor
-
-    from gateway.daemon.service import make_service
-
-    _setup_logging()
-    if not cfg.modems and not web_only:
-        logging.warning("no [[modem]] in %s: running without modems (UI and API only)",
-                        cfg.path)
+    # Start-up creates a few hundred thousand objects that live as long as the process
+    # (modules, mappers, compiled statements); the collector would walk them again and
+    # again and free none. It waits until they are built, then leaves them out for good.
+    gc.disable()
     try:
-        top = make_service(cfg, reactor, with_modems=not web_only)
-    except FileNotFoundError as e:
-        raise CommandError(str(e)) from None
+        from twisted.internet import reactor
+
+        from gateway.daemon.service import make_service
+
+        _setup_logging()
+        if not cfg.modems and not web_only:
+            logging.warning("no [[modem]] in %s: running without modems (UI and API only)",
+                            cfg.path)
+        try:
+            top = make_service(cfg, reactor, with_modems=not web_only)
+        except FileNotFoundError as e:
+            raise CommandError(str(e)) from None
+    finally:
+        gc.freeze()
+        gc.enable()
     from twisted.internet.error import CannotListenError
 
     try:

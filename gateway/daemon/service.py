@@ -4,6 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 
 from twisted.application import internet, service
 from twisted.internet import defer, endpoints, threads
@@ -65,17 +66,40 @@ class WebThreadPool(service.Service):
         return stop_off_reactor(self.reactor, self.pool.stop)
 
 
+class BuiltOnFirstRequest:
+    """A WSGI app built by `build()` when the first request comes, once: start-up files
+    the SIM's first texts without waiting for the UI's imports and routes (about a
+    quarter of a second), and the first page pays for them instead."""
+
+    def __init__(self, build):
+        self._build = build
+        self._app = None
+        self._lock = threading.Lock()
+
+    def __call__(self, environ, start_response):
+        app = self._app
+        if app is None:
+            with self._lock:  # the web threads' first requests wait for one build
+                if self._app is None:
+                    self._app = self._build()
+                app = self._app
+        return app(environ, start_response)
+
+
 def web_service(config, sessionmaker, reactor, on_queued=None,
                 click_to_call=None) -> service.MultiService:
     """The operator UI and JSON API: Flask under twisted.web's WSGIResource."""
-    from helpdesk_web import create_app
+    secret_key = secret.read(config.secret_file)  # a missing key stops start-up, clearly
 
-    app = create_app(config, sessionmaker, secret_key=secret.read(config.secret_file),
-                     on_queued=on_queued, click_to_call=click_to_call)
+    def build():
+        from helpdesk_web import create_app
+        return create_app(config, sessionmaker, secret_key=secret_key,
+                          on_queued=on_queued, click_to_call=click_to_call)
+
     web = service.MultiService()
     threads = WebThreadPool(reactor)
     threads.setServiceParent(web)
-    site = Site(WSGIResource(reactor, threads.pool, app))
+    site = Site(WSGIResource(reactor, threads.pool, BuiltOnFirstRequest(build)))
     endpoint = endpoints.serverFromString(reactor, listen_endpoint(config.web_listen))
     listener = internet.StreamServerEndpointService(endpoint, site)
     listener._raiseSynchronously = True  # a taken port stops start-up with a clear error
