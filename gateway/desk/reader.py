@@ -133,14 +133,14 @@ LEADING_FILLERS = frozenset("""
     mbak om saya aku kami mau pengen ingin minta tolong mohon please dong ya nih deh
     sekarang ini oke ok i we want wanna would like to need can could may d
     ambil isi kirim kirimin kirimkan pesankan orderkan beliin butuh perlu get buy take you
-    send give me nitip titip
+    send give me nitip titip punten sampurasun nuwun sewu kang akang teh aa a
 """.split())
 
 # Words with no content of their own; trimmed from notes, and a HELP/STOP followed only
 # by these is still a bare HELP/STOP.
 POLITE = frozenset("""
     min kak gan sis bos boss bro pak bu mas mbak om ya yah yaa dong donk deh nih please
-    makasih terima kasih tq ty ok oke sip me saja aja segera cepat nggih njih atuh
+    makasih terima kasih tq ty ok oke sip me saja aja segera cepat nggih njih atuh sih kan
 """.split())
 
 # Skipped before the first product of an order ("beli voucher xl25 2").
@@ -303,6 +303,14 @@ _COMPLAINT_PHRASES = [
     r"(?:alamat|orang) (?:lain|yang salah)", r"kok (?:yang|malah|dikirim|datang|dapat|dapet)",
     r"(?:saya|aku) (?:pesan|order|mintanya|pesannya)(?: [a-z]+){1,3} (?:tapi|malah|kok|eh)"
     r" (?:yang )?(?:datang|dikirim|dapat|dapet|sampai)",
+    # Not what was sold or due: "ternyata bukan i5 tapi i3", "240gb bukan 256 kaya di
+    # pesanan", "beli 10gb cuma masuk 5gb", "sy keberatan, potongan bulan ini dobel".
+    r"ternyata (?:bukan|cuma|hanya|palsu|rusak|beda|kosong)",
+    r"bukan (?:[a-z0-9]+|NUM) (?:kaya|kayak|seperti|sesuai|yang) (?:di |yang di )?(?:pesanan|pesan"
+    r"|order|iklan|foto|deskripsi)",
+    r"(?:cuma|hanya|cuman|cm) (?:masuk|dapat|dapet|datang|terisi|keisi) (?:[0-9]+[a-z]*|NUM|AMT)",
+    r"keberatan", r"(?:potongan|tagihan|cicilan|iuran)(?: [a-z]+){0,4} (?:dobel|double|2x"
+    r"|dua kali)",
 ]
 # "rusaknya", "errornya": the suffix -nya does not change what the word says.
 _COMPLAINT_RE = re.compile(r"\b(?:" + "|".join(_COMPLAINT_PHRASES) + r")(?:nya)?\b")
@@ -343,7 +351,8 @@ _STATUS_WORD_RE = re.compile(
 # ... and "has it happened" forms, a status question only when asked ("sudah dikirim?";
 # "pesanan 12 sudah diterima, makasih" is a thank-you).
 _PROGRESS_RE = re.compile(
-    r"\b(?:sudah|telah|kapan|when|has|have|is|was|been|already|apa|apakah|did|will|until|long)"
+    r"\b(?:sudah|telah|kapan|when|has|have|is|was|been|already|apa|apakah|did|will|until|long"
+    r"|lagi|sedang|masih)"
     r"(?: (?:[a-z]+|NUM)){0,5} "
     + _PROGRESS + r"(?:nya)?\b")
 # "jangan kirim promo lagi", "please stop sending messages": opting out in a sentence.
@@ -368,7 +377,10 @@ _OPT_OUT_RE = re.compile(
     r"|broadcast|bc|milis|pengumuman|promo|sms|langganan|mailing)\b"
     r"|\b(?:stop|berhenti|hentikan|jangan) (?:kirim )?(?:sms|pesan|message)(?: [a-z]+)?"
     r" (?:blast|broadcast|promo|bc|iklan|spam)\b"
-    r"|\bjangan (?:sms|kirim|kirimi|spam|text|chat) (?:saya|aku|ke nomor|nomor|kesini) lagi\b")
+    r"|\bjangan (?:sms|kirim|kirimi|spam|text|chat) (?:saya|aku|ke nomor|nomor|kesini) lagi\b"
+    # "tiap hari sms promo, stop aja": the broadcasts named, then a stop to end the text
+    r"|\b(?:sms|promo|promonya|broadcast|bc|iklan)(?: [a-z]+){0,3} (?:stop|berhenti|stopin"
+    r"|setop)(?: (?:aja|saja|dong|deh|ya|please|min|kak))*$")
 # Asking for the broadcasts again: "aktifkan lagi sms promonya", "mau langganan info
 # promo lagi", "please resume sending me promos", "mau ikut broadcast".
 _OPT_IN_RE = re.compile(
@@ -381,7 +393,18 @@ _OPT_IN_RE = re.compile(
     r" |daftar |list )?(?:broadcast|bc|milis|langganan)\b"
     r"|\bresume (?:sending|the|your|sms|messages|texts|promos)\b"
     r"|\b(?:send|kirim|kirimi|kirimin)(?: saya| aku| me)? (?:promo|info|broadcast|bc)"
-    r"(?: [a-z]+)? (?:lagi|again)\b")
+    r"(?: [a-z]+)? (?:lagi|again)\b"
+    # "masukin nomor aku ke broadcast", "add me to your promo list", "kirimin lagi info
+    # harga", "minta dikirimin info promo tiap bulan", "pengen dapet kabar diskon"
+    r"|\b(?:masukin|masukkan|tambahkan|tambahin|daftarkan|daftarin|add|put)(?: [a-z]+){0,3}"
+    r" (?:ke|di|to|in|on) (?:[a-z]+ )?(?:info promo|broadcast|bc|milis|daftar promo|promo list"
+    r"|mailing list|list promo|grup promo|list broadcast)\b"
+    r"|\b(?:kirim|kirimi|kirimin|dikirim|dikirimi)(?: [a-z]+)? lagi (?:info|promo|broadcast"
+    r"|kabar)\b"
+    r"|\b(?:minta|mau|pengen|ingin|boleh)(?: minta)? (?:dikirim|dikirimi|dapet|dapat|terima"
+    r"|menerima) (?:info|kabar|sms)(?: [a-z]+)? (?:promo|diskon|broadcast)\b"
+    r"|\b(?:dikirim|dikirimi|kirimin|kirimi|kirim)(?: saya| aku)? (?:info|kabar|promo)"
+    r"(?: [a-z]+){0,2} (?:tiap|setiap|rutin)\b")
 # When the thing will arrive, or where it is: "paket sy nyampe kapan?", "posisinya dimana?"
 _ARRIVAL_RE = re.compile(r"\b(?:sampai|tiba|datang|diterima) kapan\b"
                          r"|\bkapan (?:sampai|tiba|datang|diterima|dikirim)\b"
@@ -400,8 +423,9 @@ _STATUS_THING = (r"(?:pesanan|order|tiket|ticket|kiriman|pengiriman|paket|servis
 _STATUS_SUBJECT_RE = re.compile(r"\b(?:" + _STATUS_THING + r"|kurir|resi|pesan|beli|dibeli"
                                 r"|dipesan|diservis|diperbaiki|ordered|bought)(?:nya)?\b")
 # "dimana pesanan saya?", "where is my order": where a thing is, not where to buy.
-_WHERE_RE = re.compile(r"\b(?:dimana|di mana|where)\b(?: [a-z]+){0,2} " + _STATUS_THING
-                       + r"\b|\b" + _STATUS_THING + r"(?: [a-z]+){0,2} (?:dimana|di mana)\b")
+_WHERE_RE = re.compile(r"\b(?:dimana|di mana|where)\b(?: [a-z]+){0,2} (?:" + _STATUS_THING
+                       + r"|kurir|kurirnya|courier)\b|\b" + _STATUS_THING
+                       + r"(?: [a-z]+){0,2} (?:dimana|di mana)\b")
 _MY_THING_RE = re.compile(r"\b(?:" + _STATUS_THING + r"|servisan|orderan)(?:nya)?(?: [a-z]+){0,2}"
                           r" (?:saya|aku|kami|ku|mine)\b|\bmy(?: [a-z]+)? (?:" + _STATUS_THING
                           + r"|laptop|phone|printer|computer)\b"
@@ -603,7 +627,7 @@ def _canonical_word(low: str) -> str:
 _MIN_TYPO_LEN = 5
 _NOT_TYPOS = frozenset("""
     border orders ordered kirimi bayaran sampah datar kembalian kabari living making
-    spending sample pantas
+    spending sample pantas kertas
 """.split())
 
 
@@ -1169,10 +1193,11 @@ def _read_payment(text, toks, canon, k, ctx, hard):
         amount_tok = plain[1] if (plain[1].value or 0) >= _MIN_PLAIN_AMOUNT else None
     elif plain:
         only = plain[0]
-        # One bare number: an order number if the sender has that order or it is too
-        # small to be money, otherwise money.
+        # One bare number: an order number if the sender has that order, it is too
+        # small to be money or it follows a marker ("BAYAR INV-3321 BCA"), else money.
         if (only.raw in ctx.open_order_numbers or only.raw[0] == "0"
-                or only.value is None or only.value < 1000):
+                or only.value is None or only.value < 1000
+                or toks[toks.index(only) - 1].low in REFERENCE_MARKERS):
             order_tok = only
         else:
             amount_tok = only
@@ -1409,7 +1434,9 @@ def _asks_how_to_do(text: str, canon: str) -> bool:
         return True
     return bool(_HOW_TO_DO_RE.search(canon)) and (
         _is_question(text, canon) or opens_with_help
-        or _FIRST_TIME_RE.search(canon) is not None)
+        or _FIRST_TIME_RE.search(canon) is not None) and not (
+        _FIRST_TIME_RE.search(canon) and _COMPLAINT_RE.search(canon)
+        and not _HOW_TO_RE.search(canon))
 
 
 _FIRST_TIME_RE = re.compile(r"\b(?:pertama kali|baru pertama|first time|bingung cara"
@@ -1452,7 +1479,7 @@ _MONEY_NOUN_RE = re.compile(r"\b(?:uang|uangnya|duit|duitnya|dananya|money|the m
 _FOLLOW_UP_RE = re.compile(
     r"\b(?:bagaimana|perkembangan|progress|progres|kabar|status|update|tindak lanjut)(?:nya)?"
     r"(?: [a-z]+){0,2} (?:komplain|keluhan|klaim|claim|laporan|pengaduan|tiket)\b"
-    r"|\b(?:komplain|keluhan|klaim|laporan|pengaduan)(?:nya)? (?:saya|aku)(?: [a-z]+){0,2}"
+    r"|\b(?:komplain|keluhan|klaim|laporan|pengaduan)(?:nya)? (?:saya|aku)(?: (?:[a-z]+|NUM)){0,3}"
     r" (?:bagaimana|sudah|apa kabar|sampai mana)\b"
     r"|\b(?:komplain|keluhan|klaim|laporan|pengaduan)(?:nya)?(?: (?:[a-z]+|NUM)){0,4}"
     r" (?:sampai mana|ada kabar|kabarnya|sudah diproses|progress|progresnya)\b")
@@ -1522,8 +1549,11 @@ def _read_free(text: str, toks: list[_Tok], canon: str, ctx: Context) -> Reading
             _FOLLOW_UP_RE.search(canon) and "tanya" in canon):
         return Reading("status", text, reference=_status_reference(text, toks),
                        problems=() if _status_reference(text, toks) else ("no_reference",))
-    warranty = _WARRANTY_RE.search(canon) or (
-        _GARANSI_WORD_RE.search(canon) and _free_serial(toks, ctx) is not None)
+    # The warranty named beside a serial, or beside a fault asked about ("powerbank yg sy
+    # beli rusak, garansinya brp lama?").
+    warranty = _WARRANTY_RE.search(canon) or (_GARANSI_WORD_RE.search(canon) and (
+        _free_serial(toks, ctx) is not None
+        or (_COMPLAINT_RE.search(canon) and _is_question(text, canon))))
     if warranty and not _CONDITIONAL_RE.search(canon):
         serial = _free_serial(toks, ctx)
         return Reading("warranty", text, serial=serial,
@@ -1706,6 +1736,7 @@ _PAST_WORDS = frozenset("kemarin tadi sudah telah pernah yesterday already last"
 _WANT_WORDS = frozenset("""
     mau ingin pengen minta tolong please saya aku kami i we want wanna like would need
     butuh perlu sekalian rencana jadi aja bisa boleh bisakah bolehkah can could may nitip titip
+    proses prosesin
 """.split())
 _IN_WORDS_VERBS = frozenset("""
     pesan order beli buy purchase ambil minta isi get take pesankan orderkan pesenin
@@ -1833,7 +1864,9 @@ def _register_in_a_sentence(text, toks, canon):
     if any(t.low in DAFTAR_LIST_WORDS for t in toks) or "?" in text:
         return None
     for i, t in enumerate(toks):
-        if t.low in _NAME_OPENERS:
+        # "nama Budi", "a.n. Fajar" (atas nama, written "an" or "a.n.")
+        if t.low in _NAME_OPENERS or t.low == "an" or (
+                t.low == "n" and i and toks[i - 1].low == "a"):
             k = i + 1
             while k < len(toks) and toks[k].low in _NAME_PRONOUNS and not (
                     toks[k].raw[:1].isupper() and toks[k].raw.lower() in _PRONOUN_NAMES):

@@ -758,3 +758,48 @@ def test_money_in_regional_words_asked_after_or_in_a_scam(text, intent, amount):
 ])
 def test_third_blind_set_kinds_of_text(text, intent):
     assert read(text).intent == intent
+
+
+# --- The fourth blind set (tests/data/sms_blind4.tsv), by a fourth writer ------------------
+
+BLIND4 = DATA / "sms_blind4.tsv"
+# Scored once before any rule was written for it: intents 88.0 % (dev 90.0 %, held-out
+# 86.0 %), payment amounts 87 of 90. Rules from the dev rows only (Sundanese openers,
+# asking to be put on the broadcast, "stop aja" after the promos named, "a.n. Fajar" to
+# register, not what was sold or due, a reference after BAYAR's marker): dev 97.6 %,
+# held-out still 86.0 % (start 3/10, stop 6/10, complaint 28/35 held out). Rules written
+# from one writer's texts barely carry to that writer's other texts: the held-out figure
+# is the honest one.
+BLIND4_FLOORS = {("dev", False): (0.97, 0.99), ("dev", True): (0.97, 0.99),
+                 ("heldout", False): (0.85, 0.98), ("heldout", True): (0.85, 0.98)}
+
+
+@pytest.mark.parametrize("split", ["dev", "heldout"])
+@pytest.mark.parametrize("with_catalogue", [False, True], ids=["bare", "catalogue"])
+def test_fourth_blind_set_accuracy(split, with_catalogue):
+    _check_blind(BLIND4, split, with_catalogue, BLIND4_FLOORS, at_least=250)
+
+
+@pytest.mark.parametrize("text, intent", [
+    ("punten a, bade meser pulsa 20rb", "order"),
+    ("kak masukin nomer aku ke broadcast ya", "start"),
+    ("please add me to your promo list", "start"),
+    ("boleh minta dikirimin info promo tiap bulan?", "start"),
+    ("boleh minta info harga pulsa?", "other"),
+    ("ampun deh tiap hari sms promo, stop aja", "stop"),
+    ("min daftarin nomer ini a.n. Fajar", "register"),
+    ("laptop yg kemarin dibeli ternyata bukan i5 tapi i3", "complaint"),
+    ("kuota 10gb yg sy beli cuma masuk 5gb", "complaint"),
+    ("printernya bunyi keras pas dinyalain pertama kali, kertas nyangkut terus", "complaint"),
+    ("baru pertama kali pakai, cara daftarnya gimana?", "help"),
+    ("tiket komplain saya T-3002 sdh ditindaklanjuti?", "status"),
+    ("lagi dimana ya kurirnya, dari tadi ditunggu", "status"),
+    ("powerbank yg sy beli bulan maret rusak, garansinya brp lama ya?", "warranty"),
+])
+def test_fourth_blind_set_kinds_of_text(text, intent):
+    assert read(text).intent == intent
+
+
+def test_a_marked_reference_after_bayar_is_no_amount():
+    r = read("BAYAR INV-3321 BCA")
+    assert (r.intent, r.order_number, r.amount) == ("payment", "3321", None)
