@@ -1432,11 +1432,13 @@ def _asks_how_to_do(text: str, canon: str) -> bool:
     opens_with_help = canon.split(" ", 1)[0] in ("info", "help", "bantuan")
     if opens_with_help and _HOW_TO_ORDER_RE.search(canon):
         return True
-    return bool(_HOW_TO_DO_RE.search(canon)) and (
-        _is_question(text, canon) or opens_with_help
-        or _FIRST_TIME_RE.search(canon) is not None) and not (
-        _FIRST_TIME_RE.search(canon) and _COMPLAINT_RE.search(canon)
-        and not _HOW_TO_RE.search(canon))
+    if not _HOW_TO_DO_RE.search(canon):
+        return False
+    if _FIRST_TIME_RE.search(canon):
+        # "pertama kali dinyalain, kertas nyangkut": a fault met the first time, unless
+        # the text also asks how
+        return not _COMPLAINT_RE.search(canon) or bool(_HOW_TO_RE.search(canon))
+    return _is_question(text, canon) or opens_with_help
 
 
 _FIRST_TIME_RE = re.compile(r"\b(?:pertama kali|baru pertama|first time|bingung cara"
@@ -1864,9 +1866,7 @@ def _register_in_a_sentence(text, toks, canon):
     if any(t.low in DAFTAR_LIST_WORDS for t in toks) or "?" in text:
         return None
     for i, t in enumerate(toks):
-        # "nama Budi", "a.n. Fajar" (atas nama, written "an" or "a.n.")
-        if t.low in _NAME_OPENERS or t.low == "an" or (
-                t.low == "n" and i and toks[i - 1].low == "a"):
+        if t.low in _NAME_OPENERS:
             k = i + 1
             while k < len(toks) and toks[k].low in _NAME_PRONOUNS and not (
                     toks[k].raw[:1].isupper() and toks[k].raw.lower() in _PRONOUN_NAMES):
@@ -1878,7 +1878,8 @@ def _register_in_a_sentence(text, toks, canon):
             if words and toks[k - 1].low != "daftar":
                 return Reading("register", text, name=_tidy(_raw_between(text, words[0],
                                                                         words[-1])))
-    return None
+    name = _marked_name(text, toks)  # "daftarin nomor ini a.n. Fajar"
+    return Reading("register", text, name=name) if name else None
 
 
 # --------------------------------------------------------------------------------------
