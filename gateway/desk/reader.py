@@ -1,9 +1,10 @@
 """Read one customer SMS: what it asks for, and the fields written in it.
 
-`read(text, context)` is a pure function: no database, no reactor, no I/O. It never
-raises. The keyword forms of the README ("What customers can text") are
-read strictly; free text is read only where the intent is plain, because a false
-"payment" or "order" costs more than an "other" that a person reads anyway.
+`read(text, context)` is a pure function: no database, no reactor, no I/O but loading
+the intent model's weights once. It never raises. The keyword forms of the README
+("What customers can text") are read strictly; free text is read only where the intent
+is plain, because a false "payment" or "order" costs more than an "other" that a
+person reads anyway.
 
 How it works, in order:
 1. `_tokenise` cuts the text into words, plain numbers, money amounts and phone
@@ -23,12 +24,18 @@ How it works, in order:
    with "unknown_product" for a person to resolve), signing up in a sentence ("nama
    saya Budi, mau daftar"), asking how the SMS service works ("cara pesan lewat sms
    gmn?" is help), and amounts written in words ("seratus lima puluh ribu").
+5. What the rules leave unread, gateway/desk/intent_model.py guesses: a model trained
+   on the labelled texts of tests/data, trusted only above _GUESS_FLOOR. Its fields
+   are read as the rules read them; an order it guesses has no items ("no_items"), so
+   a person completes it. The weights are read from the package once, at first use.
 """
 from __future__ import annotations
 
 import functools
 import re
 from dataclasses import dataclass, replace
+
+from gateway.desk import intent_model
 
 # --------------------------------------------------------------------------------------
 # Tables
@@ -1549,8 +1556,7 @@ def _read_free(text: str, toks: list[_Tok], canon: str, ctx: Context) -> Reading
         return Reading("start", text)
     if _FOLLOW_UP_RE.search(canon) and _is_question(text, canon) or (
             _FOLLOW_UP_RE.search(canon) and "tanya" in canon):
-        return Reading("status", text, reference=_status_reference(text, toks),
-                       problems=() if _status_reference(text, toks) else ("no_reference",))
+        return _free_status(text, toks)
     # The warranty named beside a serial, or beside a fault asked about ("powerbank yg sy
     # beli rusak, garansinya brp lama?").
     warranty = _WARRANTY_RE.search(canon) or (_GARANSI_WORD_RE.search(canon) and (
@@ -1578,17 +1584,7 @@ def _read_free(text: str, toks: list[_Tok], canon: str, ctx: Context) -> Reading
     if not _LINK_RE.search(text) and (
             _looks_paid(text, canon, amount_tok is not None) or asked_arrived
             or _sent_money(text, toks, canon, amount_tok)):
-        bank, _, _ = _find_bank(toks, 0, amount_tok)
-        order_number = _marked_reference(text, toks)
-        problems = []
-        if amount_tok is None:
-            problems.append("no_amount")
-        if order_number is None:
-            problems.append("no_reference")
-        return Reading("payment", text, order_number=order_number,
-                       amount=amount_tok.value if amount_tok is not None else None,
-                       bank=bank, payer_name=_marked_name(text, toks),
-                       problems=tuple(problems))
+        return _free_payment(text, toks, amount_tok)
     if amount_tok is None and not _CONDITIONAL_RE.search(canon):
         asked = _is_question(text, canon)
         cue = (_STATUS_WORD_RE.search(canon) or _WHERE_RE.search(canon)
@@ -1605,8 +1601,7 @@ def _read_free(text: str, toks: list[_Tok], canon: str, ctx: Context) -> Reading
             return Reading("status", text, problems=("no_reference",))
         # "paket sy nyampe kapan?", "paketku posisinya dimana?": when it comes, where it is.
         if _ARRIVAL_RE.search(canon) and subject and (asked or "kira" in canon):
-            return Reading("status", text, reference=_status_reference(text, toks),
-                           problems=() if _status_reference(text, toks) else ("no_reference",))
+            return _free_status(text, toks)
         # "kapan pulsa saya diisi?": credit not yet topped up, asked after.
         if asked and _TOPUP_WHEN_RE.search(canon):
             return Reading("status", text, problems=("no_reference",))
@@ -1622,7 +1617,62 @@ def _read_free(text: str, toks: list[_Tok], canon: str, ctx: Context) -> Reading
         if (asked and _MY_THING_RE.search(canon) and "cara" not in canon
                 and _HOW_IS_RE.search(canon)):
             return Reading("status", text, problems=("no_reference",))
-    return _fallback(text, ctx)
+    return _guessed(text, toks, ctx, amount_tok)
+
+
+def _free_payment(text: str, toks: list[_Tok], amount_tok: _Tok | None) -> Reading:
+    bank, _, _ = _find_bank(toks, 0, amount_tok)
+    order_number = _marked_reference(text, toks)
+    problems = []
+    if amount_tok is None:
+        problems.append("no_amount")
+    if order_number is None:
+        problems.append("no_reference")
+    return Reading("payment", text, order_number=order_number,
+                   amount=amount_tok.value if amount_tok is not None else None,
+                   bank=bank, payer_name=_marked_name(text, toks), problems=tuple(problems))
+
+
+def _free_status(text: str, toks: list[_Tok]) -> Reading:
+    reference = _status_reference(text, toks)
+    return Reading("status", text, reference=reference,
+                   problems=() if reference else ("no_reference",))
+
+
+# How sure the model must be to read what the rules left unread. With an open ticket
+# an unread text is already a reply a person sees on that ticket, so it must be surer.
+_GUESS_FLOOR = 0.7
+_GUESS_FLOOR_WITH_TICKET = 0.9
+
+
+def model_features(text: str, toks: list[_Tok] | None = None) -> list[str]:
+    """The features intent_model reads, from this module's tokens (also for training)."""
+    if toks is None:
+        toks = _tokenise(text.strip())
+    words = [t.low if t.kind == WORD else "<" + t.kind + ">" for t in toks]
+    return intent_model.features(words, "?" in text)
+
+
+def _guessed(text: str, toks: list[_Tok], ctx: Context, amount_tok: _Tok | None) -> Reading:
+    """What the rules could not read, as the model guesses it; the fields are read as
+    the rules read them ("no_items": an order a person completes)."""
+    intent, p = intent_model.shipped().guess(model_features(text, toks))
+    if intent == "other" or p < (_GUESS_FLOOR_WITH_TICKET if ctx.has_open_ticket
+                                 else _GUESS_FLOOR):
+        return _fallback(text, ctx)
+    if intent == "payment":
+        return _free_payment(text, toks, amount_tok)
+    if intent == "status":
+        return _free_status(text, toks)
+    if intent == "order":
+        return Reading("order", text, problems=("no_items",))
+    if intent == "register":
+        name = _marked_name(text, toks)
+        return Reading("register", text, name=name, problems=() if name else ("no_name",))
+    if intent == "warranty":
+        serial = _free_serial(toks, ctx)
+        return Reading("warranty", text, serial=serial, problems=() if serial else ("no_serial",))
+    return Reading(intent, text)    # complaint, help, stop, start: the words are the text
 
 
 _TOPUP_WHEN_RE = re.compile(
