@@ -31,7 +31,8 @@ def test_killed_between_commit_and_delete(tmp_path, db_url, sessionmaker, modem_
     config, _ = write_config(tmp_path, db_url, modem_dir)
     helpdesk(config, "init")
     sim.inject(modem_config, "081234567890", "KOMPLAIN pulsa belum masuk")
-    sim.inject(modem_config, "081298765432", "pesanan saya mana? " * 12)  # two parts
+    sim.inject(modem_config, "081298765432",
+               "KOMPLAIN " + "layar laptop saya bergaris, " * 7)  # two parts
 
     crashing = start(config, env={"HELPDESK_TEST_KILL_AFTER_COMMIT": "1"})
     assert crashing.wait(timeout=30) == -signal.SIGKILL
@@ -46,7 +47,7 @@ def test_killed_between_commit_and_delete(tmp_path, db_url, sessionmaker, modem_
         stop(process)
     texts, acks, tickets = counts(sessionmaker)
     assert texts == {"KOMPLAIN pulsa belum masuk": 1,
-                     ("pesanan saya mana? " * 12).strip(): 1}
+                     ("KOMPLAIN " + "layar laptop saya bergaris, " * 7).strip(): 1}
     assert tickets == 2 and acks == 2
 
 

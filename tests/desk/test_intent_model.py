@@ -1,5 +1,6 @@
 """The intent model behind the reader's rules (gateway/desk/intent_model.py): what it
 reads, how far it is trusted, and that the shipped weights come from the repo's data."""
+import csv
 import importlib.util
 from pathlib import Path
 
@@ -38,12 +39,20 @@ def test_a_guessed_order_is_completed_by_a_person():
 
 
 def test_with_an_open_ticket_a_weak_guess_stays_a_reply():
-    # The model is about 70 % sure of this order: enough alone, not to take the text
-    # away from the ticket a person is already answering.
-    text = "tinta epson 003 hitam 2 botol ya kak"
+    # The model is about 80 % sure this is an order: enough alone, not to take an answer
+    # in a conversation away from the ticket a person is already answering.
+    text = "mau yg merah aja kak 2"
+    assert read(text).intent == "order"
     assert read(text, Context(has_open_ticket=True)).intent == "reply"
     sure = read("i have sent the money, 200k via bca", Context(has_open_ticket=True))
     assert (sure.intent, sure.amount) == ("payment", 200_000)
+
+
+def test_a_keyword_or_products_read_are_the_rules_to_decide(monkeypatch):
+    # The model is not asked: a keyword's fields and a read order stand as read.
+    monkeypatch.setattr(intent_model, "shipped", lambda: pytest.fail("model asked"))
+    assert read("KOMPLAIN tinta epson 003 hitam").intent == "complaint"
+    assert read("minta xl25 2 + tsel50 1 ya").items
 
 
 @pytest.mark.parametrize("text", ["oke kak siap", "halo", "makasih ya min", "", "???"])
@@ -83,3 +92,27 @@ def test_held_out_texts_never_train_it():
     only_held_out = labelled["heldout"] - labelled["dev"]   # a writer may repeat a text
     assert len(only_held_out) > 1000
     assert not only_held_out & set(_trainer().training_rows())
+
+
+def test_writers_the_model_never_saw(monkeypatch):
+    """The honest figure: a model trained without two writers' sets reads theirs. Held-out
+    halves share a writer with their dev halves; these 1,400 texts share none. Rules
+    alone read 72.9 % of them; rules and model 92.1 % when this was written."""
+    trainer = _trainer()
+    unseen = ("sms_train8.tsv", "sms_train9.tsv")
+    rows = [row for row, source in _labelled_rows() if source not in unseen]
+    model = trainer.train([(r["text"], r["intent"]) for r in rows])
+    monkeypatch.setattr(intent_model, "shipped", lambda: model)
+    texts = [row for row, source in _labelled_rows() if source in unseen]
+    assert len(texts) == 1400
+    right = sum(read(row["text"]).intent == row["intent"] for row in texts)
+    assert right / len(texts) >= 0.90
+
+
+def _labelled_rows():
+    """(row, file name) of every labelled row but the held-out halves."""
+    for path in sorted((TRAINER.parents[1] / "tests" / "data").glob("sms*.tsv")):
+        with path.open(encoding="utf-8", newline="") as f:
+            for row in csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE):
+                if row.get("split") != "heldout":
+                    yield row, path.name

@@ -232,7 +232,7 @@ def test_order_without_its_keyword_first(text, items):
 @pytest.mark.parametrize("text", [
     "kemarin beli xl25 2, makasih ya", "I want to know the price of xl25",
     "harga xl25 brp?", "tsel50 berapa kak?", "xl25 masih ada stok?", "kalau beli 10 ada diskon?",
-    "do you have xl25 in stock?", "how much is xl50?", "cara pesan gimana?",
+    "do you have xl25 in stock?", "how much is xl50?",
     "bisa pesan lewat wa?", "pulsa xl25 masih ada?",
 ])
 def test_questions_about_products_are_not_orders(text):
@@ -623,6 +623,7 @@ def test_register_in_a_sentence(text, name):
     # How to use the service's features, in free text (the second blind set).
     "cara daftar gmn min?", "Info cara order", "how do I use this number to order?",
     "mohon bantuannya, cara komplain gimana ya", "bantuan dong, sy baru pertama kali pakai",
+    "cara pesan gimana?",
 ])
 def test_asking_how_the_sms_service_works_is_help(text):
     assert read(text).intent == "help"
@@ -663,7 +664,7 @@ BLIND_CATALOGUE = Context(product_codes=frozenset(_VOUCHERS + [c for c, _ in _GE
 # 89.3 %/99.3 % both ways after the second blind set's rules (was 87.3 %/98.7 %; before
 # that 70.0 %/98.0 % bare and 73.3 % with the catalogue).
 BLIND_FLOORS = {("dev", False): (0.99, 0.99), ("dev", True): (0.99, 0.99),
-                ("heldout", False): (0.88, 0.99), ("heldout", True): (0.88, 0.99)}
+                ("heldout", False): (0.97, 0.99), ("heldout", True): (0.97, 0.99)}
 
 
 @pytest.mark.parametrize("split", ["dev", "heldout"])
@@ -710,8 +711,8 @@ BLIND3 = DATA / "sms_blind3.tsv"
 # only (regional words, asking for broadcasts again, warranty beside a serial, when a
 # parcel arrives, money asked after with its amount, links are no payment): dev 96.8 %,
 # held-out 89.6 %. The held-out figure is what a new writer's texts get.
-BLIND3_FLOORS = {("dev", False): (0.96, 0.99), ("dev", True): (0.96, 0.99),
-                 ("heldout", False): (0.88, 0.98), ("heldout", True): (0.88, 0.98)}
+BLIND3_FLOORS = {("dev", False): (0.99, 0.99), ("dev", True): (0.99, 0.99),
+                 ("heldout", False): (0.97, 0.99), ("heldout", True): (0.97, 0.99)}
 
 
 
@@ -760,13 +761,24 @@ BLIND4 = DATA / "sms_blind4.tsv"
 # held-out still 86.0 % (start 3/10, stop 6/10, complaint 28/35 held out). Rules written
 # from one writer's texts barely carry to that writer's other texts: the held-out figure
 # is the honest one.
-BLIND4_FLOORS = {("dev", False): (0.97, 0.99), ("dev", True): (0.97, 0.99),
-                 ("heldout", False): (0.85, 0.98), ("heldout", True): (0.85, 0.98)}
+# With the intent model (gateway/desk/intent_model.py, trained on the dev halves of
+# every set, never a held-out one): held-out 97.2 %, amounts 100 %.
+BLIND4_FLOORS = {("dev", False): (0.99, 0.99), ("dev", True): (0.99, 0.99),
+                 ("heldout", False): (0.96, 0.99), ("heldout", True): (0.96, 0.99)}
+
+# --- The fifth blind set (tests/data/sms_blind5.tsv), by a fifth writer -------------------
+
+BLIND5 = DATA / "sms_blind5.tsv"
+# Scored once on all 500 texts before they trained anything: the rules alone 83.4 % of
+# intents, with the first intent model 89.2 %; payment amounts 98.4 %. No rule was written
+# from it; its dev half trains the model. Held-out with the model now: 96.4 %.
+BLIND5_FLOORS = {("dev", False): (0.99, 0.99), ("dev", True): (0.99, 0.99),
+                 ("heldout", False): (0.95, 0.99), ("heldout", True): (0.95, 0.99)}
 
 
 # The later blind sets at their floors: each split, bare and with BLIND_CATALOGUE.
 LATER_BLIND = {"second": (BLIND2, BLIND2_FLOORS, 200), "third": (BLIND3, BLIND3_FLOORS, 250),
-               "fourth": (BLIND4, BLIND4_FLOORS, 250)}
+               "fourth": (BLIND4, BLIND4_FLOORS, 250), "fifth": (BLIND5, BLIND5_FLOORS, 250)}
 
 
 @pytest.mark.parametrize("blind", list(LATER_BLIND))
