@@ -216,15 +216,6 @@ def _transaction(cfg, fn, *args):
     return in_transaction(sessions, fn, *args)
 
 
-def _setup_logging():
-    from twisted.python import log as twisted_log
-
-    logging.basicConfig(level=os.environ.get("HELPDESK_LOG_LEVEL", "INFO"),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)  # schema checks are not news
-    twisted_log.PythonLoggingObserver().start()
-
-
 # -- commands ----------------------------------------------------------------------------
 def cmd_init(cfg, args, password_file=None) -> int:
     from sqlalchemy import func, select
@@ -269,31 +260,38 @@ def cmd_run(cfg, args, web_only=False) -> int:
     try:
         from twisted.internet import reactor
 
+        from gateway.daemon.logs import setup_logging
         from gateway.daemon.service import make_service
 
-        _setup_logging()
+        setup_logging()
         if not cfg.modems and not web_only:
             logging.warning("no [[modem]] in %s: running without modems (UI and API only)",
                             cfg.path)
+        from twisted.internet.error import CannotListenError
+
         try:
             top = make_service(cfg, reactor, with_modems=not web_only)
         except FileNotFoundError as e:
             raise CommandError(str(e)) from None
+        except CannotListenError as e:    # [agi] listen, bound before anything starts
+            raise _cannot_listen(cfg, e, "[agi] listen") from None
     finally:
         gc.freeze()
         gc.enable()
-    from twisted.internet.error import CannotListenError
-
     try:
         top.startService()
     except CannotListenError as e:
         top.stopService()
-        raise CommandError(f"cannot listen on {e.interface or '*'}:{e.port} ({e.socketError}); "
-                           f"choose another [web] listen in {cfg.path}") from None
+        raise _cannot_listen(cfg, e, "[web] listen") from None
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
     print(f"helpdesk: operator UI on http://{cfg.web_listen}/", flush=True)
     reactor.run()
     return 0
+
+
+def _cannot_listen(cfg, e, key: str) -> CommandError:
+    return CommandError(f"cannot listen on {e.interface or '*'}:{e.port} ({e.socketError}); "
+                        f"choose another {key} in {cfg.path}")
 
 
 def cmd_web(cfg, args) -> int:

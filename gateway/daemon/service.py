@@ -15,19 +15,19 @@ from twisted.web.wsgi import WSGIResource
 from gateway import secret
 from gateway.config import listen_endpoint
 from gateway.daemon.broadcasts import BroadcastFeeder
-from gateway.daemon.database import Database, ReadPool, pool_size, stop_off_reactor
+from gateway.daemon.database import Database, pool_size, stop_off_reactor
 from gateway.daemon.health import HealthMonitor
 from gateway.daemon.inbound import InboundPoller, MultipartSweeper
 from gateway.daemon.outbox import OutboxDispatcher, node_name
 from gateway.daemon.periodic import DailySummaryJob
 from gateway.daemon.statistics import PlannerStatistics
-from gateway.db.engine import make_engine, make_read_engine, make_sessionmaker
+from gateway.daemon.voice_process import VoiceProcess
+from gateway.db.engine import make_engine, make_sessionmaker
 from gateway.db.schema import check_current
 from gateway.db.transaction import in_transaction
 from gateway.desk import health, outbox
 from gateway.modem.worker import ModemWorker
 from gateway.voice.ami import ami_service
-from gateway.voice.fastagi import agi_service
 
 log = logging.getLogger(__name__)
 
@@ -119,10 +119,10 @@ SWITCH_INTERVAL = 0.001  # seconds; Python's default is 0.005
 
 def make_service(config, reactor, with_modems=True) -> service.MultiService:
     """Build the whole daemon; raises SchemaOutdated before anything starts."""
-    # A thread that wakes (a FastAGI socket readable, a lookup read) waits for the GIL
-    # while a DB thread files texts in Python: up to one switch interval per wake-up,
-    # several per call. 1 ms instead of 5: the lookup's p50 during a burst of texts about
-    # a third lower, the filing no slower (docs/benchmarks-agi.md, interleaved runs).
+    # A thread that wakes (a modem's read, a web request) waits for the GIL while a DB
+    # thread files texts in Python: up to one switch interval per wake-up. 1 ms instead
+    # of 5 made the caller lookup's p50 during a burst a third lower when it still ran in
+    # this process, the filing no slower (docs/benchmarks-agi.md, interleaved runs).
     sys.setswitchinterval(SWITCH_INTERVAL)
     engine = make_engine(config.database_url)
     check_current(engine)
@@ -136,11 +136,8 @@ def make_service(config, reactor, with_modems=True) -> service.MultiService:
         log.warning("%d texts were being sent when the gateway stopped; marked unknown", stale)
 
     top = SequentialMultiService()
-    # The caller lookup reads on threads and connections of its own, never behind the
-    # SMS pipeline's transactions (gateway/voice/fastagi.py).
-    reads = ReadPool(make_read_engine(config.database_url), reactor,
-                     size=1 if engine.dialect.name == "sqlite" else 2)
-    db = Database(sessions, reactor, size=pool_size(engine), reads=reads)
+    # The caller lookup runs in a process of its own (gateway/daemon/voice_process.py).
+    db = Database(sessions, reactor, size=pool_size(engine))
     db.setServiceParent(top)  # first in, last out
     PlannerStatistics(db, reactor).setServiceParent(top)
     dispatcher = None
@@ -173,7 +170,7 @@ def make_service(config, reactor, with_modems=True) -> service.MultiService:
             reactor.callFromThread(dispatcher.wake)
 
     if with_modems:  # `helpdesk run` answers Asterisk; `helpdesk web` (scale-out) does not
-        agi_service(config, db.calls, reactor, on_queued=on_queued).setServiceParent(top)
+        VoiceProcess(config, reactor, on_queued=on_queued).setServiceParent(top)
     ami, click_to_call = ami_service(config, db.calls, reactor)  # (None, None) without [ami]
     place_call = None
     if ami is not None:

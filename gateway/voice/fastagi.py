@@ -26,9 +26,11 @@ secret_file as `?secret=...` (res_agi relays the URL's path and query as
 agi_network_script). A request without it, or with a wrong one, is closed before any
 database work; the header is bounded in lines, bytes and time before that.
 
-The database work runs on threads, never on the reactor thread. The incoming lookup
-answers first and files afterwards, so a caller never waits behind a write (say a burst
-of texts being filed): one read on a connection of its own (the daemon's ReadPool), the
+It runs in a process of its own (gateway/daemon/voice_process.py), so a caller's lookup
+never waits for the GIL while the daemon files texts. The database work runs on threads,
+never on the reactor thread. The incoming lookup answers first and files afterwards, so
+a caller never waits behind a write (say a burst of texts being filed): one read on a
+connection of its own (a ReadPool), the
 SET VARIABLEs, the connection closed; then the call row (and a new contact or `call`
 ticket) is written on the DB pool. The `answered` and `hangup` scripts of that channel
 wait for that write first; if it failed, the hangup handler files the call itself.
@@ -42,12 +44,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
-from twisted.application import internet
-from twisted.internet import defer, endpoints, error
+from twisted.internet import defer, error
 from twisted.internet.protocol import ServerFactory
 from twisted.protocols.basic import LineOnlyReceiver
 
-from gateway.config import listen_endpoint
 from gateway.db.models import utcnow
 from gateway.desk import calls
 from gateway.secret import read as read_secret
@@ -532,13 +532,9 @@ class FastAGIFactory(ServerFactory):
         self._filing: dict[str, defer.Deferred] = {}  # uniqueid -> its call row's write
 
 
-def agi_service(config, calls_store, reactor,
-                on_queued=None) -> internet.StreamServerEndpointService:
-    """The FastAGI server on config.agi_listen, for the daemon's MultiService; raises
-    secret.MissingSecret (a FileNotFoundError) before `helpdesk init` made the secret."""
-    factory = FastAGIFactory(calls_store, config.country, config.language, reactor, on_queued,
-                             secret=read_secret(config.agi_secret_file, "FastAGI secret"))
-    endpoint = endpoints.serverFromString(reactor, listen_endpoint(config.agi_listen))
-    service = internet.StreamServerEndpointService(endpoint, factory)
-    service.setName("agi")
-    return service
+def agi_factory(config, calls_store, reactor, on_queued=None) -> FastAGIFactory:
+    """The FastAGI server's factory, for config.agi_listen (gateway.daemon.voice_process
+    serves it in a process of its own); raises secret.MissingSecret (a
+    FileNotFoundError) before `helpdesk init` made the secret."""
+    return FastAGIFactory(calls_store, config.country, config.language, reactor, on_queued,
+                          secret=read_secret(config.agi_secret_file, "FastAGI secret"))

@@ -745,9 +745,9 @@ def test_the_daemon_reads_the_secret_from_agi_secret_file(tmp_path, clock):
     path = tmp_path / "agi.secret"
     config = parse({"agi": {"secret_file": str(path)}})
     with pytest.raises(FileNotFoundError, match="run `helpdesk init` first"):
-        agi.agi_service(config, None, clock)
+        agi.agi_factory(config, None, clock)
     value = secret.ensure(str(path), mode=0o640)
-    assert agi.agi_service(config, None, clock).factory.secret == value
+    assert agi.agi_factory(config, None, clock).secret == value
 
 
 def test_init_makes_the_agi_secret_for_asterisk(tmp_path, capsys):
