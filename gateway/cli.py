@@ -267,6 +267,7 @@ def cmd_run(cfg, args, web_only=False) -> int:
         if not cfg.modems and not web_only:
             logging.warning("no [[modem]] in %s: running without modems (UI and API only)",
                             cfg.path)
+        from twisted.internet import defer
         from twisted.internet.error import CannotListenError
 
         try:
@@ -281,7 +282,11 @@ def cmd_run(cfg, args, web_only=False) -> int:
     try:
         top.startService()
     except CannotListenError as e:
-        top.stopService()
+        # What started before (thread pools, the FastAGI process) stops with the reactor's
+        # help; without it their threads would keep the process alive.
+        stopping = defer.maybeDeferred(top.stopService)
+        stopping.addBoth(lambda _: reactor.stop())
+        reactor.run()
         raise _cannot_listen(cfg, e, "[web] listen") from None
     reactor.addSystemEventTrigger("before", "shutdown", top.stopService)
     print(f"helpdesk: operator UI on http://{cfg.web_listen}/", flush=True)
