@@ -1641,10 +1641,11 @@ def _free_status(text: str, toks: list[_Tok]) -> Reading:
 
 
 # The rules decide where they read a keyword or products. Elsewhere the model decides
-# when it is at least this sure: on the texts of writers neither had seen, the rules
-# alone read 72-73 % of intents, the model alone 91-92 %, the two so 91-92 % (each of
-# sms_train6/7 and sms_train8/9 held out of the model in turn). With an open ticket,
-# an unread text is already a reply a person sees there; it moves only when surer.
+# when it is at least this sure. On the texts of writers neither had seen (sms_train6/7,
+# then sms_train8/9, held out of a model of 3,974 texts) the rules alone read 72-73 %
+# of intents, asking the model only where the rules read nothing 88-90 %, this 90.6 and
+# 92.1 %. With an open ticket an unread text is already a reply a person sees there; it
+# moves only when the model is surer.
 _GUESS_FLOOR = 0.5
 _GUESS_FLOOR_WITH_TICKET = 0.9
 

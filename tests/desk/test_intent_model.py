@@ -38,12 +38,29 @@ def test_a_guessed_order_is_completed_by_a_person():
     assert (r.intent, r.items, r.problems) == ("order", (), ("no_items",))
 
 
-def test_with_an_open_ticket_a_weak_guess_stays_a_reply():
-    # The model is about 80 % sure this is an order: enough alone, not to take an answer
-    # in a conversation away from the ticket a person is already answering.
-    text = "mau yg merah aja kak 2"
-    assert read(text).intent == "order"
-    assert read(text, Context(has_open_ticket=True)).intent == "reply"
+class _Sure:
+    """A model that is `p` sure of `intent`, whatever the text: the floors, not weights."""
+
+    def __init__(self, intent, p):
+        self.intent, self.p = intent, p
+
+    def guess(self, _features):
+        return self.intent, self.p
+
+
+@pytest.mark.parametrize("p, alone, with_ticket", [
+    (0.45, "other", "reply"), (0.8, "order", "reply"), (0.95, "order", "order"),
+])
+def test_with_an_open_ticket_a_weak_guess_stays_a_reply(monkeypatch, p, alone, with_ticket):
+    # An answer in a conversation stays on the ticket a person is already answering
+    # unless the model is nearly sure it is something else.
+    monkeypatch.setattr(intent_model, "shipped", lambda: _Sure("order", p))
+    text = "yg merah aja kak"
+    assert read(text).intent == alone
+    assert read(text, Context(has_open_ticket=True)).intent == with_ticket
+
+
+def test_a_sure_payment_leaves_the_open_ticket():
     sure = read("i have sent the money, 200k via bca", Context(has_open_ticket=True))
     assert (sure.intent, sure.amount) == ("payment", 200_000)
 
@@ -97,7 +114,8 @@ def test_held_out_texts_never_train_it():
 def test_writers_the_model_never_saw(monkeypatch):
     """The honest figure: a model trained without two writers' sets reads theirs. Held-out
     halves share a writer with their dev halves; these 1,400 texts share none. Rules
-    alone read 72.9 % of them; rules and model 92.1 % when this was written."""
+    alone read 72.9 % of them; rules and model 93.3 % when this was written (5,174
+    texts trained it; 92.1 % with 3,974)."""
     trainer = _trainer()
     unseen = ("sms_train8.tsv", "sms_train9.tsv")
     rows = [row for row, source in _labelled_rows() if source not in unseen]
