@@ -8,7 +8,7 @@ labelled texts in tests/data by tools/train_intent_model.py, with every held-out
 left out, and ships as data/intent_model.json.gz: one weight per feature and intent.
 
 Reading a text costs a few dictionary lookups per feature; the weights load once, at
-the first guess (133 KiB, about 30 ms).
+the first guess (bench/reader_bench.py prints how long that takes).
 """
 from __future__ import annotations
 
