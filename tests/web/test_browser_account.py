@@ -28,7 +28,8 @@ def test_switch_to_english_and_screens(app, live_server, browser, db, make_user)
     browser.find_element(By.NAME, "password").send_keys(PASSWORD)
     browser.find_element(By.CSS_SELECTOR, "form.login button[type=submit]").click()
     wait.until(lambda b: b.current_url.endswith("/account"))
-    heading = browser.find_element(By.TAG_NAME, "h1").text
+    # The new URL can show before its page is parsed: wait for the heading itself.
+    heading = wait.until(lambda b: b.find_element(By.TAG_NAME, "h1")).text
     assert heading == in_indonesian(app, "Account")  # the shop's default language
     assert Select(browser.find_element(By.NAME, "language")).first_selected_option \
         .get_attribute("value") == "id"
