@@ -517,10 +517,15 @@ def _parse_modems(tables, path):
     return tuple(modems)
 
 
+def listen_address(listen: str) -> tuple[str, int]:
+    """'127.0.0.1:8080' -> ('127.0.0.1', 8080); '[::1]:8080' -> ('::1', 8080)."""
+    host, _, port = listen.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
 def listen_endpoint(listen: str) -> str:
     """'127.0.0.1:8080' -> a Twisted server endpoint string."""
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]")
+    host, port = listen_address(listen)
     return f"tcp:{port}:interface={host.replace(':', chr(92) + ':')}"
 
 

@@ -25,6 +25,7 @@ import sys
 from twisted.application import service
 from twisted.internet import defer, error, protocol
 
+from gateway.config import listen_address
 from gateway.secret import read as read_secret
 
 log = logging.getLogger(__name__)
@@ -36,13 +37,12 @@ STOP_GRACE = 10.0     # seconds a child has to finish its calls' writes at a sto
 
 def bind(listen: str) -> socket.socket:
     """The FastAGI socket on 'host:port', listening; CannotListenError as Twisted's own."""
-    host, _, port = listen.rpartition(":")
-    host = host.strip("[]")
+    host, port = listen_address(listen)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     try:
-        sock = socket.create_server((host, int(port)), family=family, backlog=128)
+        sock = socket.create_server((host, port), family=family, backlog=128)
     except OSError as e:
-        raise error.CannotListenError(host, int(port), e) from None
+        raise error.CannotListenError(host, port, e) from None
     sock.set_inheritable(True)
     sock.setblocking(False)   # the child's reactor accepts until there is nothing left
     return sock

@@ -62,14 +62,12 @@ class IntentModel:
         best = exps.index(1.0)
         return self.classes[best], 1.0 / sum(exps)
 
-    def as_json(self, data_hash: str) -> dict:
-        return {"data_sha256": data_hash, "classes": self.classes,
-                "intercepts": self.intercepts, "weights": self.weights}
-
 
 def write(model: IntentModel, path, data_hash: str) -> None:
     # mtime=0 and sorted keys: the same data and weights give the same bytes.
-    payload = json.dumps(model.as_json(data_hash), sort_keys=True, separators=(",", ":"))
+    payload = json.dumps({"data_sha256": data_hash, "classes": model.classes,
+                          "intercepts": model.intercepts, "weights": model.weights},
+                         sort_keys=True, separators=(",", ":"))
     with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
         f.write(payload.encode())
 
