@@ -42,32 +42,38 @@ def _word_features(word: str) -> tuple[str, ...]:
                            for i in range(len(padded) - n + 1)))
 
 
+# Weights and intercepts are whole thousandths: sums of small ints are exact, Python adds
+# them faster than floats, and most of them are the interpreter's cached small ints.
+SCALE = 1000
+
+
 class IntentModel:
-    def __init__(self, classes: list[str], intercepts: list[float],
-                 weights: dict[str, list[float] | tuple[float, ...]]):
+    def __init__(self, classes: list[str], intercepts: list[int],
+                 weights: dict[str, tuple[int, ...]]):
         self.classes = classes
-        self.intercepts = intercepts
+        self.intercepts = tuple(intercepts)
         self.weights = weights
 
     def guess(self, feats: list[str]) -> tuple[str, float]:
         """The likeliest intent and its probability."""
-        scores = list(self.intercepts)
-        for f in set(feats):
-            row = self.weights.get(f)
-            if row is not None:
-                for i, w in enumerate(row):
-                    scores[i] += w
+        rows = [row for row in map(self.weights.get, set(feats)) if row is not None]
+        rows.append(self.intercepts)
+        scores = list(map(sum, zip(*rows)))   # one sum per intent, in C
         top = max(scores)
-        exps = [math.exp(s - top) for s in scores]
+        exps = [math.exp((s - top) / SCALE) for s in scores]
         best = exps.index(1.0)
         return self.classes[best], 1.0 / sum(exps)
 
 
 def write(model: IntentModel, path, data_hash: str) -> None:
-    # mtime=0 and sorted keys: the same data and weights give the same bytes.
-    payload = json.dumps({"data_sha256": data_hash, "classes": model.classes,
-                          "intercepts": model.intercepts, "weights": model.weights},
-                         sort_keys=True, separators=(",", ":"))
+    # The weights as one flat list of ints, row by row: the file loads in a third of the
+    # time of one list of floats per feature. mtime=0 and sorted features: the same data
+    # and weights give the same bytes.
+    features = sorted(model.weights)
+    payload = json.dumps({"data_sha256": data_hash, "scale": SCALE, "classes": model.classes,
+                          "intercepts": list(model.intercepts), "features": features,
+                          "weights": [w for f in features for w in model.weights[f]]},
+                         separators=(",", ":"))
     with open(path, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as f:
         f.write(payload.encode())
 
@@ -75,9 +81,12 @@ def write(model: IntentModel, path, data_hash: str) -> None:
 def read_file(path) -> tuple[IntentModel, str]:
     with gzip.open(path, "rt", encoding="utf-8") as f:
         data = json.load(f)
-    # Tuples of floats: the collector stops tracking them, so 10,000 rows cost it nothing.
-    weights = {feature: tuple(row) for feature, row in data["weights"].items()}
-    return IntentModel(data["classes"], data["intercepts"], weights), data["data_sha256"]
+    if data.get("scale") != SCALE:
+        raise ValueError(f"{path}: not an intent model of this version; retrain it")
+    flat = iter(data["weights"])
+    rows = zip(*[flat] * len(data["classes"]))   # consecutive groups of one row each
+    return (IntentModel(data["classes"], data["intercepts"], dict(zip(data["features"], rows))),
+            data["data_sha256"])
 
 
 @functools.cache
