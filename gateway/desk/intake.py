@@ -236,7 +236,10 @@ def _payment(inbound: Inbound) -> None:
 
 
 def _status(inbound: Inbound) -> None:
-    """The state of the sender's own ticket or order; nobody else's, and no new ticket."""
+    """The state of the sender's own ticket or order; nobody else's. Without a number
+    ("pesanan saya sudah dikirim?") their latest order and open ticket are meant; with
+    neither, a person answers a question in words on a new ticket (it may be about an
+    order taken by phone), and a bare STATUS is told how to name one."""
     session, reference = inbound.session, inbound.reading.reference
     found = []
     number = reader.as_id(reference)  # None past any id: nothing to look up
@@ -244,17 +247,40 @@ def _status(inbound: Inbound) -> None:
         ticket = session.get(Ticket, number)
         order = session.get(Order, number)
         if order is not None and order.contact_id == inbound.contact.id:
-            found.append(dict(kind="order", number=order.number, status=order.status,
-                              total=order.total))
+            found.append(_order_state(order))
         if ticket is not None and ticket.contact_id == inbound.contact.id:
-            found.append(dict(kind="ticket", number=ticket.number, status=ticket.status,
-                              total=0))
+            found.append(_ticket_state(ticket))
+    elif reference is None:
+        order = _latest_order(session, inbound.contact.id)
+        if order is not None:
+            found.append(_order_state(order))
+        if inbound.open_ticket is not None and (
+                order is None or order.ticket_id != inbound.open_ticket.id):
+            found.append(_ticket_state(inbound.open_ticket))
+        if not found and inbound.reading.keyword is None:
+            inbound.reply("ack_new_ticket", inbound.new_ticket("question"))
+            return
     if inbound.open_ticket is not None:
         inbound.attach(inbound.open_ticket)
     if not found:
         inbound.reply("status_not_found", inbound.open_ticket, reference=(reference or "")[:12])
     for answer in found[:2]:
         inbound.reply("status_reply", inbound.open_ticket, **answer)
+
+
+def _latest_order(session, contact_id: int | None) -> Order | None:
+    if contact_id is None:  # a sender first seen in this text has none
+        return None
+    return session.scalar(select(Order).where(Order.contact_id == contact_id)
+                          .order_by(Order.id.desc()).limit(1))
+
+
+def _order_state(order: Order) -> dict:
+    return dict(kind="order", number=order.number, status=order.status, total=order.total)
+
+
+def _ticket_state(ticket: Ticket) -> dict:
+    return dict(kind="ticket", number=ticket.number, status=ticket.status, total=0)
 
 
 def _register(inbound: Inbound) -> None:

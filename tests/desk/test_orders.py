@@ -174,3 +174,32 @@ def test_every_reply_fits_three_sms():
         for name in replies.names():
             text = replies.render(name, language, **longest)
             assert replies.parts(text) <= replies.MAX_PARTS, (name, language)
+
+
+def test_a_status_question_without_a_number_answers_the_latest_order(shop, sessionmaker):
+    shop("PESAN XL25 2")
+    [order] = rows(sessionmaker, Order)
+    message, [answer] = shop("pesanan saya sudah dikirim belum?")
+    assert message.intent == "status"
+    assert f"Pesanan {order.number}: menunggu pembayaran" in answer
+    assert len(rows(sessionmaker, Ticket)) == 1  # the order's ticket, no new one
+
+
+def test_a_status_question_without_a_number_answers_the_open_ticket(shop, sessionmaker):
+    shop("KOMPLAIN voucher salah")
+    [ticket] = rows(sessionmaker, Ticket)
+    message, [answer] = shop("tiket saya gimana kabarnya?")
+    assert f"Tiket {ticket.number}: baru" in answer
+    assert message.ticket_id == ticket.id
+
+
+def test_a_status_question_about_nothing_known_goes_to_a_person(shop, sessionmaker):
+    message, [answer] = shop("pesanan saya sudah dikirim belum?")
+    [ticket] = rows(sessionmaker, Ticket)
+    assert ticket.kind == "question" and message.ticket_id == ticket.id
+    assert f"Nomor tiket Anda: {ticket.number}" in answer
+
+
+def test_a_bare_status_keyword_about_nothing_known_is_told_how(shop, sessionmaker):
+    _, [answer] = shop("STATUS")
+    assert "CEK 12" in answer and rows(sessionmaker, Ticket) == []
