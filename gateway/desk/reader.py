@@ -698,19 +698,36 @@ def _tokenise(text: str) -> list[_Tok]:
     return toks
 
 
-# Amounts written in words: "seratus lima puluh ribu", "dua juta lima ratus ribu".
-_DIGIT_WORDS = {"satu": 1, "dua": 2, "tiga": 3, "empat": 4, "lima": 5, "enam": 6,
-                "tujuh": 7, "delapan": 8, "sembilan": 9, "sepuluh": 10, "sebelas": 11}
-_SE_WORDS = {"seratus": 100, "seribu": 1_000, "sejuta": 1_000_000}
+# Amounts written in words: "seratus lima puluh ribu", "dua juta lima ratus ribu", and
+# in Javanese (ngoko and krama: "satus seket ewu", "kalih atus sekawan dasa ewu"),
+# Sundanese and Minang ("limo ratuih ribu"). Javanese joins a digit to what follows it
+# ("telung atus", "rongatus"), so those forms are digits too.
+_DIGIT_WORDS = {
+    "satu": 1, "dua": 2, "tiga": 3, "empat": 4, "lima": 5, "enam": 6, "tujuh": 7,
+    "delapan": 8, "sembilan": 9, "sepuluh": 10, "sebelas": 11,
+    "siji": 1, "setunggal": 1, "loro": 2, "rong": 2, "kalih": 2, "telu": 3, "telung": 3,
+    "tigang": 3, "papat": 4, "patang": 4, "sekawan": 4, "limang": 5, "gangsal": 5,
+    "enem": 6, "nem": 6, "pitu": 7, "pitung": 7, "wolu": 8, "wolung": 8, "sanga": 9,
+    "sangang": 9, "sedasa": 10,
+    "hiji": 1, "tilu": 3, "opat": 4, "genep": 6, "dalapan": 8, "salapan": 9, "sapuluh": 10,
+    "duo": 2, "tigo": 3, "ampek": 4, "limo": 5, "anam": 6, "tujuah": 7, "sambilan": 9}
+_TENS_WORDS = {"puluh", "dasa"}
+_HUNDREDS_WORDS = {"ratus", "atus", "ratuih"}
+# Words that are a whole group by themselves: a hundred, 25, 50, 60, 200.
+_GROUP_WORDS = {"seratus": 100, "satus": 100, "saratus": 100, "saratuih": 100,
+                "rongatus": 200, "selawe": 25, "selangkung": 25, "seket": 50, "sewidak": 60}
+_SE_WORDS = {"seribu": 1_000, "sewu": 1_000, "sarebu": 1_000, "saribu": 1_000,
+             "sejuta": 1_000_000, "sayuta": 1_000_000}
 _SCALE_WORDS = {"ribu": 1_000, "rebu": 1_000, "ewu": 1_000, "rb": 1_000, "juta": 1_000_000,
-                "jt": 1_000_000, "seribu": 1_000, "sejuta": 1_000_000}
-_NUMBER_WORDS = frozenset(_DIGIT_WORDS) | frozenset(_SE_WORDS) | frozenset(_SCALE_WORDS) | {
-    "belas", "puluh", "ratus"}
+                "yuta": 1_000_000, "jt": 1_000_000, **_SE_WORDS}
+_NUMBER_WORDS = (frozenset(_DIGIT_WORDS) | frozenset(_GROUP_WORDS) | frozenset(_SCALE_WORDS)
+                 | _TENS_WORDS | _HUNDREDS_WORDS | {"belas", "setengah"})
 
 
 def _words_value(words: list[str]) -> int | None:
-    """The value of Indonesian number words, or None when they make no number."""
+    """The value of number words, or None when they make no number."""
     total = group = cur = 0
+    half = False    # "setengah juta": half of the scale that follows
     for w in words:
         if w in _DIGIT_WORDS:
             if cur:
@@ -718,23 +735,37 @@ def _words_value(words: list[str]) -> int | None:
             cur = _DIGIT_WORDS[w]
         elif w == "belas" and 1 <= cur <= 9:
             cur += 10
-        elif w == "puluh" and 1 <= cur <= 9:
+        elif w in _TENS_WORDS and 1 <= cur <= 9:
             group, cur = group + cur * 10, 0
-        elif w == "ratus" and 1 <= cur <= 9:
+        elif w in _HUNDREDS_WORDS and 1 <= cur <= 9:
             group, cur = group + cur * 100, 0
-        elif w == "seratus":
-            group += 100
-        elif w in ("seribu", "sejuta"):
-            if group or cur:
+        elif w in _GROUP_WORDS:
+            group += _GROUP_WORDS[w]
+        elif w == "setengah" and not (group or cur or half):
+            half = True
+        elif w in _SE_WORDS:
+            if group or cur or half:
                 return None
             total += _SE_WORDS[w]
         elif w in _SCALE_WORDS:
-            if not (group or cur):
+            if half and not (group or cur):
+                total, half = total + _SCALE_WORDS[w] // 2, False
+                continue
+            if half or not (group or cur):
                 return None
             total, group, cur = total + (group + cur) * _SCALE_WORDS[w], 0, 0
         else:
             return None
-    return total + group + cur
+    return None if half else total + group + cur
+
+
+def _number_word(t: _Tok) -> str | None:
+    """The number word `t` is, as written where the typo reading took it for another
+    ("satus" is Javanese 100 before "ewu", and a typo of "status" elsewhere)."""
+    if t.low in _NUMBER_WORDS:
+        return t.low
+    raw = t.raw.lower()
+    return raw if raw in _NUMBER_WORDS else None
 
 
 def _join_amount_in_words(text: str, toks: list[_Tok]) -> None:
@@ -742,9 +773,9 @@ def _join_amount_in_words(text: str, toks: list[_Tok]) -> None:
     i = 0
     while i < len(toks):
         j = i
-        while j < len(toks) and toks[j].kind == WORD and toks[j].low in _NUMBER_WORDS:
+        while j < len(toks) and toks[j].kind == WORD and _number_word(toks[j]) is not None:
             j += 1
-        words = [t.low for t in toks[i:j]]
+        words = [_number_word(t) for t in toks[i:j]]
         if j > i and any(w in _SCALE_WORDS for w in words):
             value = _words_value(words)
             if value:
@@ -874,9 +905,9 @@ def _free_amount(text: str, toks: list[_Tok]) -> _Tok | None:
     for i in range(1, len(toks)):
         if toks[i].kind == MONEY and toks[i - 1].low in _TOTAL_WORDS:
             return toks[i]
-    for t in toks:
-        if t.kind == MONEY:
-            return t
+    money = [t for t in toks if t.kind == MONEY]
+    if money:
+        return _plus_joined(text, money)
     for i in range(len(toks)):
         t = toks[i]
         if (t.kind == NUM and t.raw[0] != "0" and 4 <= len(t.raw) <= 9
@@ -885,6 +916,28 @@ def _free_amount(text: str, toks: list[_Tok]) -> _Tok | None:
                 and not (i > 0 and toks[i - 1].low in NOT_MONEY_BEFORE)):
             return t
     return None
+
+
+# "ovo 200rb + dana 300rb": one payment in parts; a "+" before a digit is a phone's.
+_PLUS_RE = re.compile(r"\+(?!\d)")
+
+
+def _after(toks: list[_Tok], tok: _Tok) -> int:
+    """The index of the first token after `tok` (which may span several, see below)."""
+    return next((i for i, t in enumerate(toks) if t.start >= tok.end), len(toks))
+
+
+def _plus_joined(text: str, money: list[_Tok]) -> _Tok:
+    """The first amount, or the sum of it and the amounts "+" joins to it."""
+    last, total = money[0], money[0].value
+    for t in money[1:]:
+        gap = text[last.end:t.start]
+        if len(gap) > 30 or not _PLUS_RE.search(gap):
+            break
+        last, total = t, total + t.value
+    if last is money[0]:
+        return last
+    return _Tok(MONEY, text[money[0].start:last.end], "AMT", money[0].start, last.end, total)
 
 
 def _find_bank(toks: list[_Tok], start: int, amount: _Tok | None = None):
@@ -1186,7 +1239,7 @@ def _read_payment(text, toks, canon, k, ctx, hard):
     kw = toks[k]
     money = [t for t in toks[k + 1:] if t.kind == MONEY]
     plain = [t for t in toks[k + 1:] if t.kind == NUM and not _is_dashed(text, t)]
-    amount_tok = money[0] if money else None
+    amount_tok = _plus_joined(text, money) if money else None
     order_tok = None
     if amount_tok is not None:
         # The order number comes before the amount, or after it with a marker
@@ -1227,7 +1280,7 @@ def _read_payment(text, toks, canon, k, ctx, hard):
         if bank is not None:
             payer = _read_name(text, toks, bank_at + bank_len)
         elif amount_tok is not None:
-            payer = _read_name(text, toks, toks.index(amount_tok) + 1)
+            payer = _read_name(text, toks, _after(toks, amount_tok))
     problems = []
     if amount is None:
         problems.append("no_amount")

@@ -266,6 +266,18 @@ def test_payment_in_other_words(text, amount, bank):
     assert (r.intent, r.amount, r.bank) == ("payment", amount, bank)
 
 
+@pytest.mark.parametrize("text, amount, payer", [
+    ("ovo 200rb + dana 300rb udah ya", 500_000, None),
+    ("bayar 700rb pakai ovo + 300rb pakai bca udah ya", 1_000_000, None),
+    ("BAYAR 12 700rb + 300rb BCA Budi Santoso", 1_000_000, "Budi Santoso"),
+    # A "+" before digits is a phone number's, not a sum.
+    ("sudah tf 150rb ke +6281234567 50rb", 150_000, None),
+])
+def test_a_payment_in_parts_joined_by_plus_is_their_sum(text, amount, payer):
+    r = read(text)
+    assert (r.intent, r.amount, r.payer_name) == ("payment", amount, payer)
+
+
 def test_amount_in_millions_and_thousands():
     assert read("sudah transfer 1 juta 250 ribu ke bca").amount == 1_250_000
     assert read("udh tf 2jt 500rb").amount == 2_500_000
@@ -638,6 +650,16 @@ def test_asking_how_the_sms_service_works_is_help(text):
     ("sy sdh tf seratus lima puluh ribu", 150_000),
     ("sudah transfer dua juta lima ratus ribu", 2_500_000),
     ("udah tf lima belas ribu ya", 15_000), ("tf 2 jt 500 sdh ya", 2_500_000),
+    # Javanese, ngoko and krama; Minang; half a million.
+    ("aku wis transfer satus ewu kanggo servis", 100_000),
+    ("sampun kula kintun satus seket ewu lewat BRI", 150_000),
+    ("sampun nransfer kalih atus sekawan dasa ewu", 240_000),
+    ("wis mbayar liwat dana rongatus ewu", 200_000),
+    ("sampun kulo transfer sewidak gangsal ewu mas", 65_000),
+    ("sampun transfer, jumlahipun sejuta tigang atus ewu", 1_300_000),
+    ("tf sampun wolung atus ewu pas", 800_000),
+    ("ambo lah transfer limo ratuih ribu", 500_000),
+    ("kulo sampun bayar setengah juta kagem DP", 500_000),
 ])
 def test_amount_in_words(text, amount):
     r = read(text)
@@ -817,3 +839,9 @@ def test_fourth_blind_set_kinds_of_text(text, intent):
 def test_a_marked_reference_after_bayar_is_no_amount():
     r = read("BAYAR INV-3321 BCA")
     assert (r.intent, r.order_number, r.amount) == ("payment", "3321", None)
+
+
+def test_a_number_word_that_is_also_a_typo_reads_as_the_typo_elsewhere():
+    # "satus" is Javanese 100 before "ewu", and a typo of STATUS before a number.
+    assert (read("satus 1234").intent, read("satus 1234").reference) == ("status", "1234")
+    assert read("sudah bayar setengah").amount is None
