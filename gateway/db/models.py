@@ -24,7 +24,14 @@ from sqlalchemy import (
     event,
     text,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    orm_insert_sentinel,
+    relationship,
+)
 
 NAMING = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -60,7 +67,16 @@ class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING)
 
 
-class Contact(Base):
+class BatchInserted:
+    """A table the SMS pipeline inserts many rows into at once. SQLite cannot return
+    new ids in the order of the rows of one multi-row INSERT, so SQLAlchemy inserts
+    such rows one statement each unless the INSERT carries a counter to sort by: this
+    column (SQLAlchemy's insert sentinel, NULL outside a batch; migration 0019). A
+    batch of 100 texts then takes a few statements per table instead of 100."""
+    _sentinel: Mapped[int | None] = orm_insert_sentinel()
+
+
+class Contact(BatchInserted, Base):
     __tablename__ = "contacts"
     __table_args__ = (MYSQL,)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -183,7 +199,7 @@ class Modem(Base):
     host: Mapped[str | None] = mapped_column(String(128))
 
 
-class Ticket(Base):
+class Ticket(BatchInserted, Base):
     __tablename__ = "tickets"
     __table_args__ = (Index(None, "contact_id", "status"), Index(None, "status", "id"),
                       # the dashboard counts open tickets by kind and age from the index alone
@@ -234,7 +250,7 @@ class Ticket(Base):
         return str(self.id)
 
 
-class TicketEvent(Base):
+class TicketEvent(BatchInserted, Base):
     """The ticket's timeline: created, message in/out, status and assignment changes."""
     __tablename__ = "ticket_events"
     __table_args__ = (Index(None, "ticket_id", "id"), MYSQL)
@@ -250,7 +266,7 @@ class TicketEvent(Base):
     message: Mapped[Message | None] = relationship()
 
 
-class Message(Base):
+class Message(BatchInserted, Base):
     """One whole SMS, inbound (after reassembly) or outbound (before splitting)."""
     __tablename__ = "messages"
     __table_args__ = (
@@ -303,7 +319,7 @@ class Message(Base):
     ticket: Mapped[Ticket | None] = relationship()
 
 
-class MessagePart(Base):
+class MessagePart(BatchInserted, Base):
     """One SMS as the network carried it.
 
     Inbound parts are stored before the SIM copy is deleted; `dedupe_key` makes a re-read
@@ -355,7 +371,7 @@ class Product(Base):
     warranty_days: Mapped[int | None] = mapped_column(Integer)
 
 
-class Order(Base):
+class Order(BatchInserted, Base):
     __tablename__ = "orders"
     __table_args__ = (Index(None, "status", "total"), Index(None, "contact_id", "id"),
                       Index(None, "created_at"), MYSQL)  # created_at: today's orders
@@ -380,7 +396,7 @@ class Order(Base):
         return str(self.id)
 
 
-class OrderItem(Base):
+class OrderItem(BatchInserted, Base):
     __tablename__ = "order_items"
     __table_args__ = (MYSQL,)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -433,7 +449,7 @@ class WarrantyClaim(Base):
     item: Mapped[SoldItem] = relationship()
 
 
-class Payment(Base):
+class Payment(BatchInserted, Base):
     __tablename__ = "payments"
     __table_args__ = (Index(None, "status", "id"), Index(None, "contact_id", "id"),
                       Index(None, "created_at"), MYSQL)  # created_at: the reports (0016)
