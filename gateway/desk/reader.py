@@ -215,10 +215,15 @@ NOT_MONEY_AFTER = frozenset("jam menit detik hari minggu bulan tahun gb mb kali 
 NOT_MONEY_BEFORE = frozenset("nomor order pesanan rekening tgl tanggal tahun thn jam tiket ticket "
                               "tkt id invoice inv resi ord sn serial".split())
 
-# Multipliers of the amount units.
-UNITS = {"rb": 1_000, "ribu": 1_000, "rebu": 1_000, "rbu": 1_000, "ewu": 1_000, "k": 1_000,
-         "jt": 1_000_000, "juta": 1_000_000, "jta": 1_000_000,
-         "thousand": 1_000, "million": 1_000_000, "mio": 1_000_000}
+# Street names of sums, from Hokkien, as customers use them for money: "ceban" 10rb,
+# "2 goceng" 10rb, "gocap" (strictly fifty) 50rb.
+SLANG_SUMS = {"seceng": 1_000, "ceceng": 1_000, "goceng": 5_000, "ceban": 10_000,
+              "goban": 50_000, "gocap": 50_000, "cetiao": 1_000_000}
+# Multipliers of the amount units ("ebu" is Madurese for thousand).
+UNITS = {"rb": 1_000, "ribu": 1_000, "rebu": 1_000, "rbu": 1_000, "ewu": 1_000, "ebu": 1_000,
+         "k": 1_000, "jt": 1_000_000, "juta": 1_000_000, "jta": 1_000_000,
+         "thousand": 1_000, "million": 1_000_000, "mio": 1_000_000, "mil": 1_000_000,
+         **SLANG_SUMS}
 
 # Patterns on the canonical word string (words joined by single spaces; numbers appear
 # as NUM, money as AMT, phone numbers as PHONE).
@@ -710,16 +715,17 @@ _DIGIT_WORDS = {
     "enem": 6, "nem": 6, "pitu": 7, "pitung": 7, "wolu": 8, "wolung": 8, "sanga": 9,
     "sangang": 9, "sedasa": 10,
     "hiji": 1, "tilu": 3, "opat": 4, "genep": 6, "dalapan": 8, "salapan": 9, "sapuluh": 10,
-    "duo": 2, "tigo": 3, "ampek": 4, "limo": 5, "anam": 6, "tujuah": 7, "sambilan": 9}
-_TENS_WORDS = {"puluh", "dasa"}
-_HUNDREDS_WORDS = {"ratus", "atus", "ratuih"}
+    "duo": 2, "tigo": 3, "ampek": 4, "limo": 5, "anam": 6, "tujuah": 7, "sambilan": 9,
+    "settong": 1, "tello": 3, "lema": 5, "ennem": 6, "petto": 7, "ballu": 8, "sapolo": 10}
+_TENS_WORDS = {"puluh", "dasa", "polo"}
+_HUNDREDS_WORDS = {"ratus", "atus", "ratuih", "ratos"}
 # Words that are a whole group by themselves: a hundred, 25, 50, 60, 200.
-_GROUP_WORDS = {"seratus": 100, "satus": 100, "saratus": 100, "saratuih": 100,
+_GROUP_WORDS = {"seratus": 100, "satus": 100, "saratus": 100, "saratuih": 100, "saratos": 100,
                 "rongatus": 200, "selawe": 25, "selangkung": 25, "seket": 50, "sewidak": 60}
 _SE_WORDS = {"seribu": 1_000, "sewu": 1_000, "sarebu": 1_000, "saribu": 1_000,
-             "sejuta": 1_000_000, "sayuta": 1_000_000}
-_SCALE_WORDS = {"ribu": 1_000, "rebu": 1_000, "ewu": 1_000, "rb": 1_000, "juta": 1_000_000,
-                "yuta": 1_000_000, "jt": 1_000_000, **_SE_WORDS}
+             "sejuta": 1_000_000, "sayuta": 1_000_000, **SLANG_SUMS}
+_SCALE_WORDS = {"ribu": 1_000, "rebu": 1_000, "ewu": 1_000, "ebu": 1_000, "rb": 1_000,
+                "juta": 1_000_000, "yuta": 1_000_000, "jt": 1_000_000, **_SE_WORDS}
 _NUMBER_WORDS = (frozenset(_DIGIT_WORDS) | frozenset(_GROUP_WORDS) | frozenset(_SCALE_WORDS)
                  | _TENS_WORDS | _HUNDREDS_WORDS | {"belas", "setengah"})
 
@@ -785,8 +791,8 @@ def _join_amount_in_words(text: str, toks: list[_Tok]) -> None:
         i += 1
 
 
-_MILLIONS_RE = re.compile(r"(?:jt|juta|jta|million|mio)$", re.IGNORECASE)
-_THOUSANDS_RE = re.compile(r"(?:rb|ribu|rebu|rbu|ewu|k|thousand)$", re.IGNORECASE)
+_MILLIONS_RE = re.compile(r"(?:jt|juta|jta|million|mio|mil)$", re.IGNORECASE)
+_THOUSANDS_RE = re.compile(r"(?:rb|ribu|rebu|rbu|ewu|ebu|k|thousand)$", re.IGNORECASE)
 
 
 def _join_compound_amount(text: str, toks: list[_Tok]) -> None:

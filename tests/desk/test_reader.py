@@ -660,6 +660,13 @@ def test_asking_how_the_sms_service_works_is_help(text):
     ("tf sampun wolung atus ewu pas", 800_000),
     ("ambo lah transfer limo ratuih ribu", 500_000),
     ("kulo sampun bayar setengah juta kagem DP", 500_000),
+    # Madurese; the street names of sums; English "mil".
+    ("ampon transfer tello ratos lema polo ebu", 350_000),
+    ("ampon mayar 800 ebu ka BRI gi", 800_000),
+    ("udah gopay ceban barusan buat top up", 10_000),
+    ("kak udh bayar 2 ceban lwt dana", 20_000), ("udh bayar lwt dana kak, 2 goceng", 10_000),
+    ("udh bayar gocap + ceban lwt dana ya", 60_000),
+    ("paid 3.5 mil for the laptop, transfer BCA", 3_500_000),
 ])
 def test_amount_in_words(text, amount):
     r = read(text)
